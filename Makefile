@@ -1,0 +1,102 @@
+# spanalloc: top-level Makefile. `make help` lists the targets.
+#
+# make                 module (for KERNEL), libspanalloc.so/.a, selftests
+# make KERNEL=6.1      ... for another kernel: 6.1, 6.12 (default), debug
+# make modules         the module for every supported kernel
+# make check           everything, then every test on every kernel (CI)
+# make demo            boot a VM, load the module, run a program on it
+
+KERNEL  ?= 6.12
+KERNELS := 6.1 6.12 debug
+BUILD   := build
+CC      ?= gcc
+
+# ---- libspanalloc -----------------------------------------------------------
+LIB_CFLAGS := -std=c11 -O2 -g -Wall -Wextra -Werror -fPIC -pthread \
+	      -fvisibility=hidden -ftls-model=initial-exec -MMD -MP -Iuapi
+LIB_SRCS   := $(wildcard userlib/*.c)
+LIB_OBJS   := $(LIB_SRCS:userlib/%.c=$(BUILD)/userlib/%.o)
+# The static library keeps only the prefixed API: no malloc overrides.
+LIB_A_OBJS := $(filter-out $(BUILD)/userlib/override.o,$(LIB_OBJS))
+LIB_SO     := $(BUILD)/userlib/libspanalloc.so
+LIB_A      := $(BUILD)/userlib/libspanalloc.a
+
+# ---- selftests ---------------------------------------------------------------
+# The kselftest harness headers come from Debian's linux-source-6.12.
+KSFT_SRC   := /usr/src/linux-source-6.12.tar.xz
+KSFT_DIR   := $(BUILD)/ksft
+TEST_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wno-clobbered -pthread \
+	       -isystem $(KSFT_DIR) -I$(BUILD)/include -Iuserlib -Iuapi
+TEST_SRCS  := $(wildcard selftests/*.c)
+TEST_BINS  := $(TEST_SRCS:selftests/%.c=$(BUILD)/selftests/%)
+
+.PHONY: all module modules userlib selftests check demo bench setup \
+	debug-kernel checkpatch clean help
+
+all: module userlib selftests
+
+help:
+	@sed -n '1,/^$$/p' Makefile
+
+setup:
+	@scripts/setup
+
+module: setup
+	@scripts/build-module $(KERNEL)
+
+modules: setup
+	@for k in $(KERNELS); do \
+		[ $$k != debug ] || scripts/build-debug-kernel || exit 1; \
+		scripts/build-module $$k || exit 1; \
+	done
+
+debug-kernel: setup
+	@scripts/build-debug-kernel
+
+userlib: $(LIB_SO) $(LIB_A)
+
+$(BUILD)/userlib/%.o: userlib/%.c | $(BUILD)/userlib
+	$(CC) $(LIB_CFLAGS) -c $< -o $@
+
+$(LIB_SO): $(LIB_OBJS)
+	$(CC) -shared -pthread -Wl,-z,defs -Wl,-soname,libspanalloc.so -o $@ $^
+
+$(LIB_A): $(LIB_A_OBJS)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/userlib $(BUILD)/selftests $(BUILD)/include/linux:
+	mkdir -p $@
+
+$(BUILD)/include/linux/spanalloc.h: uapi/spanalloc.h | $(BUILD)/include/linux
+	cp $< $@
+
+$(KSFT_DIR)/kselftest_harness.h:
+	@[ -f $(KSFT_SRC) ] || scripts/setup
+	mkdir -p $(KSFT_DIR)
+	tar -xJf $(KSFT_SRC) -C $(KSFT_DIR) --strip-components=4 \
+		linux-source-6.12/tools/testing/selftests/kselftest_harness.h \
+		linux-source-6.12/tools/testing/selftests/kselftest.h
+	touch $@
+
+selftests: $(TEST_BINS)
+
+$(BUILD)/selftests/%: selftests/%.c $(LIB_A) $(KSFT_DIR)/kselftest_harness.h \
+		$(BUILD)/include/linux/spanalloc.h | $(BUILD)/selftests
+	$(CC) $(TEST_CFLAGS) $< -o $@ $(LIB_A)
+
+check: setup
+	@scripts/check
+
+demo: setup
+	@scripts/demo
+
+bench: setup
+	@scripts/bench
+
+checkpatch: setup
+	@scripts/checkpatch
+
+clean:
+	rm -rf $(BUILD) Module.symvers modules.order .*.cmd *.o *.ko *.mod*
+
+-include $(LIB_OBJS:.o=.d)

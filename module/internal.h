@@ -1,0 +1,215 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * spanalloc internals: the objects of the page heap and the files that own
+ * them. README.md ("How it works") walks through the tiers first.
+ *
+ *   main.c    the misc device, its file operations, module parameters
+ *   heap.c    heaps: one per (open file, address space), the arena VMA and
+ *             its vm_operations (fork, fault, misuse answers)
+ *   span.c    span records and the SPAN_ALLOC / SPAN_FREE paths
+ *   range.c   free arena space: best-fit, coalescing range allocator
+ *   frames.c  physical frames: zeroed, memcg-charged, counted
+ *   stats.c   global counters and their sysfs files
+ *
+ * Lock order, outermost first:
+ *
+ *   mm->mmap_lock (rwsem) or the VMA lock: held by the core mm around
+ *	->mmap, the vm_operations and faults; taken for read by the span
+ *	ioctls, for write only to restore the arena's writable page
+ *	protection.
+ *   spanalloc_file.lock (mutex): the file's list of heaps.
+ *   spanalloc_heap.lock (mutex): everything in the heap below it: span
+ *	records, free ranges, counters, @dead and @nr_vmas.
+ *
+ * A heap's span records are kernel memory only; userspace sees the spans'
+ * pages, never the records.
+ */
+#ifndef SPANALLOC_INTERNAL_H
+#define SPANALLOC_INTERNAL_H
+
+#include <linux/kref.h>
+#include <linux/list.h>
+#include <linux/maple_tree.h>
+#include <linux/mm_types.h>
+#include <linux/mutex.h>
+#include <linux/rbtree.h>
+#include <linux/types.h>
+
+#include "../uapi/spanalloc.h"
+
+/* ---- range.c: free arena space, in page indices from the arena start ---- */
+
+/**
+ * struct spanalloc_range - one free run of arena pages
+ * @by_start:	node in &spanalloc_range_tree.by_start, keyed by @first.
+ * @by_size:	node in &spanalloc_range_tree.by_size, keyed by (@pages, @first).
+ * @first:	index of the first free page.
+ * @pages:	length of the run; never 0 while in a tree.
+ */
+struct spanalloc_range {
+	struct rb_node by_start;
+	struct rb_node by_size;
+	unsigned long first;
+	unsigned long pages;
+};
+
+/**
+ * struct spanalloc_range_tree - free space of one arena
+ * @by_start:	free runs by address, for coalescing on free.
+ * @by_size:	free runs by size, for best-fit allocation.
+ * @free_pages:	sum of the runs' lengths.
+ *
+ * Free runs never touch: a run that would touch another is merged with it.
+ */
+struct spanalloc_range_tree {
+	struct rb_root by_start;
+	struct rb_root by_size;
+	unsigned long free_pages;
+};
+
+int spanalloc_range_init(struct spanalloc_range_tree *tree,
+			 unsigned long pages);
+int spanalloc_range_clone(struct spanalloc_range_tree *dst,
+			  const struct spanalloc_range_tree *src);
+void spanalloc_range_destroy(struct spanalloc_range_tree *tree);
+int spanalloc_range_alloc(struct spanalloc_range_tree *tree,
+			  unsigned long pages, unsigned long *first);
+void spanalloc_range_free(struct spanalloc_range_tree *tree,
+			  unsigned long first, unsigned long pages,
+			  struct spanalloc_range *spare);
+
+/* ---- frames.c: physical frames ---- */
+
+/**
+ * struct spanalloc_frames - the frames behind one span
+ * @kref:	one reference per heap whose span uses these frames; a span
+ *		and its fork() copies share them.
+ * @nr:		number of frames.
+ * @pages:	the frames, each an order-0 page holding one reference of ours.
+ */
+struct spanalloc_frames {
+	struct kref kref;
+	unsigned long nr;
+	struct page *pages[];
+};
+
+struct spanalloc_frames *spanalloc_frames_alloc(unsigned long nr);
+void spanalloc_frames_get(struct spanalloc_frames *frames);
+void spanalloc_frames_put(struct spanalloc_frames *frames);
+
+/* ---- stats.c: global counters ---- */
+
+/**
+ * struct spanalloc_stats - module-wide counters, read through sysfs
+ * @frames:		frames held by the module now.
+ * @frames_alloced:	frames ever taken from the buddy allocator.
+ * @frames_freed:	frames ever given back to it.
+ * @heaps:		live heaps.
+ * @spans:		live span records, fork() copies included.
+ * @fault_refills:	arena pages refilled by the fault handler (after
+ *			MADV_DONTNEED dropped them).
+ */
+struct spanalloc_stats {
+	atomic_long_t frames;
+	atomic_long_t frames_alloced;
+	atomic_long_t frames_freed;
+	atomic_long_t heaps;
+	atomic_long_t spans;
+	atomic_long_t fault_refills;
+};
+
+extern struct spanalloc_stats spanalloc_stats;
+extern const struct attribute_group *spanalloc_stats_groups[];
+
+/* ---- main.c: limits (module parameters) ---- */
+
+extern unsigned long spanalloc_arena_max_bytes;
+unsigned long spanalloc_heap_max_pages(void);
+unsigned long spanalloc_max_frames(void);
+
+/* ---- heap.c: heaps and the arena VMA ---- */
+
+/**
+ * struct spanalloc_file - an open /dev/spanalloc
+ * @lock:	protects @heaps.
+ * @heaps:	heaps made through this file, one per address space.
+ */
+struct spanalloc_file {
+	struct mutex lock;		/* protects @heaps */
+	struct list_head heaps;
+};
+
+/**
+ * struct spanalloc_span - record of one live span
+ * @first:	arena page index of the span's first page.
+ * @pages:	length in pages.
+ * @size_class:	size class tag given by userspace; 0 for large spans.
+ * @frames:	the frames mapped at the span (shared with fork() copies).
+ * @spare:	range node reserved for the span's free, so that freeing
+ *		never needs memory.
+ */
+struct spanalloc_span {
+	unsigned long first;
+	unsigned long pages;
+	u32 size_class;
+	struct spanalloc_frames *frames;
+	struct spanalloc_range *spare;
+};
+
+/**
+ * struct spanalloc_heap - the page heap of one address space
+ * @kref:	lookups in flight plus one for the heap's life (list + VMA).
+ * @node:	entry in &spanalloc_file.heaps, under its lock.
+ * @file:	the file the heap was made through.
+ * @mm:		the address space the arena lives in. Not a reference: the
+ *		arena VMA ends (and kills the heap) before the mm goes.
+ * @lock:	protects everything below.
+ * @dead:	the arena is gone; no new span may be made.
+ * @nr_vmas:	VMAs of @mm pointing at the heap (2 briefly during mremap).
+ * @arena_start: first byte of the arena.
+ * @arena_pages: size of the arena in pages.
+ * @spans:	page index -> &struct spanalloc_span, one entry per span
+ *		covering all its pages.
+ * @free:	free arena space.
+ * @nr_pages:	frames referenced by the heap's spans.
+ * @nr_spans:	live spans.
+ */
+struct spanalloc_heap {
+	struct kref kref;
+	struct list_head node;
+	struct spanalloc_file *file;
+	struct mm_struct *mm;
+
+	struct mutex lock;		/* protects all below */
+	bool dead;
+	unsigned int nr_vmas;
+	unsigned long arena_start;
+	unsigned long arena_pages;
+	struct maple_tree spans;
+	struct spanalloc_range_tree free;
+	unsigned long nr_pages;
+	unsigned long nr_spans;
+};
+
+struct spanalloc_file *spanalloc_file_create(void);
+void spanalloc_file_destroy(struct spanalloc_file *sf);
+int spanalloc_heap_mmap(struct spanalloc_file *sf, struct vm_area_struct *vma);
+struct spanalloc_heap *spanalloc_heap_find(struct spanalloc_file *sf,
+					   struct mm_struct *mm);
+void spanalloc_heap_put(struct spanalloc_heap *heap);
+struct vm_area_struct *spanalloc_heap_vma(struct spanalloc_heap *heap);
+bool spanalloc_heap_vma_writable(struct vm_area_struct *vma);
+int spanalloc_heap_make_writable(struct spanalloc_heap *heap);
+
+/* ---- span.c: span records and the span ioctls ---- */
+
+long spanalloc_span_alloc_ioctl(struct spanalloc_file *sf, void __user *arg);
+long spanalloc_span_free_ioctl(struct spanalloc_file *sf, void __user *arg);
+void spanalloc_span_release(struct spanalloc_heap *heap,
+			    struct spanalloc_span *span);
+int spanalloc_span_clone_all(struct spanalloc_heap *dst,
+			     struct spanalloc_heap *src);
+vm_fault_t spanalloc_span_fault(struct spanalloc_heap *heap,
+				struct vm_fault *vmf);
+
+#endif /* SPANALLOC_INTERNAL_H */

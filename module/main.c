@@ -1,0 +1,164 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * spanalloc: a page heap in the kernel for a userspace malloc.
+ *
+ * This file owns the misc device /dev/spanalloc, its file operations and
+ * the module parameters (limits). A process opens the device, maps its
+ * arena once (heap.c) and asks for spans with ioctls (span.c):
+ *
+ *	fd = open("/dev/spanalloc", O_RDWR | O_CLOEXEC);
+ *	arena = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+ *	ioctl(fd, SPANALLOC_IOC_SPAN_ALLOC, &(struct spanalloc_span_alloc){
+ *		.pages = 8 });
+ *
+ * The ABI is uapi/spanalloc.h; README.md tells the whole design.
+ */
+#include <linux/fs.h>
+#include <linux/miscdevice.h>
+#include <linux/mm.h>
+#include <linux/module.h>
+#include <linux/moduleparam.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+
+#include "internal.h"
+
+unsigned long spanalloc_arena_max_bytes = 64UL << 30;
+module_param_named(arena_max_bytes, spanalloc_arena_max_bytes, ulong, 0644);
+MODULE_PARM_DESC(arena_max_bytes, "Largest arena one mmap() may make (default 64 GiB)");
+
+static unsigned long heap_max_frames;
+module_param(heap_max_frames, ulong, 0644);
+MODULE_PARM_DESC(heap_max_frames, "Most frames one heap may hold; 0: half of RAM");
+
+static unsigned long max_frames;
+module_param(max_frames, ulong, 0644);
+MODULE_PARM_DESC(max_frames, "Most frames all heaps together may hold; 0: 3/4 of RAM");
+
+/**
+ * spanalloc_heap_max_pages() - the per-heap frame limit now in force
+ *
+ * Return: the heap_max_frames parameter, or half of RAM if it is 0.
+ */
+unsigned long spanalloc_heap_max_pages(void)
+{
+	unsigned long limit = READ_ONCE(heap_max_frames);
+
+	return limit ? limit : totalram_pages() / 2;
+}
+
+/**
+ * spanalloc_max_frames() - the global frame limit now in force
+ *
+ * Return: the max_frames parameter, or 3/4 of RAM if it is 0.
+ */
+unsigned long spanalloc_max_frames(void)
+{
+	unsigned long limit = READ_ONCE(max_frames);
+
+	return limit ? limit : totalram_pages() / 4 * 3;
+}
+
+/* Each open is a new set of heaps, one per address space that maps it. */
+static int spanalloc_open(struct inode *inode, struct file *file)
+{
+	struct spanalloc_file *sf = spanalloc_file_create();
+
+	if (!sf)
+		return -ENOMEM;
+	file->private_data = sf;
+	return 0;
+}
+
+/* The last reference is gone; every arena VMA holding the file went first. */
+static int spanalloc_release(struct inode *inode, struct file *file)
+{
+	spanalloc_file_destroy(file->private_data);
+	return 0;
+}
+
+/* Make the arena of the caller's heap. */
+static int spanalloc_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	return spanalloc_heap_mmap(file->private_data, vma);
+}
+
+static long spanalloc_info_ioctl(struct spanalloc_file *sf, void __user *arg)
+{
+	struct spanalloc_info info = {
+		.abi_version = SPANALLOC_ABI_VERSION,
+		.page_size = PAGE_SIZE,
+		.arena_max_bytes = READ_ONCE(spanalloc_arena_max_bytes),
+		.heap_max_pages = spanalloc_heap_max_pages(),
+	};
+	struct spanalloc_heap *heap;
+
+	heap = spanalloc_heap_find(sf, current->mm);
+	if (heap) {
+		mutex_lock(&heap->lock);
+		if (!heap->dead) {
+			info.arena_start = heap->arena_start;
+			info.arena_bytes = heap->arena_pages << PAGE_SHIFT;
+			info.heap_pages = heap->nr_pages;
+			info.heap_spans = heap->nr_spans;
+		}
+		mutex_unlock(&heap->lock);
+		spanalloc_heap_put(heap);
+	}
+	if (copy_to_user(arg, &info, sizeof(info)))
+		return -EFAULT;
+	return 0;
+}
+
+/* Every command checks every field of its argument; see uapi/spanalloc.h. */
+static long spanalloc_ioctl(struct file *file, unsigned int cmd,
+			    unsigned long arg)
+{
+	struct spanalloc_file *sf = file->private_data;
+	void __user *uarg = (void __user *)arg;
+
+	switch (cmd) {
+	case SPANALLOC_IOC_INFO:
+		return spanalloc_info_ioctl(sf, uarg);
+	case SPANALLOC_IOC_SPAN_ALLOC:
+		return spanalloc_span_alloc_ioctl(sf, uarg);
+	case SPANALLOC_IOC_SPAN_FREE:
+		return spanalloc_span_free_ioctl(sf, uarg);
+	default:
+		return -ENOTTY;
+	}
+}
+
+static const struct file_operations spanalloc_fops = {
+	.owner		= THIS_MODULE,
+	.open		= spanalloc_open,
+	.release	= spanalloc_release,
+	.mmap		= spanalloc_mmap,
+	.unlocked_ioctl	= spanalloc_ioctl,
+	.compat_ioctl	= compat_ptr_ioctl,
+};
+
+static struct miscdevice spanalloc_misc = {
+	.minor	= MISC_DYNAMIC_MINOR,
+	.name	= "spanalloc",
+	.fops	= &spanalloc_fops,
+	.groups	= spanalloc_stats_groups,
+	.mode	= 0666,
+};
+
+static int __init spanalloc_init(void)
+{
+	return misc_register(&spanalloc_misc);
+}
+
+static void __exit spanalloc_exit(void)
+{
+	misc_deregister(&spanalloc_misc);
+}
+
+module_init(spanalloc_init);
+module_exit(spanalloc_exit);
+
+MODULE_DESCRIPTION("spanalloc: page heap for a userspace malloc");
+MODULE_AUTHOR("The spanalloc developers");
+MODULE_LICENSE("GPL");

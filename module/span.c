@@ -1,0 +1,404 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * spanalloc spans: the records of a heap's spans and the SPAN_ALLOC /
+ * SPAN_FREE ioctls.
+ *
+ * SPAN_ALLOC takes the best-fitting free run of the arena, fills it with
+ * fresh zeroed frames and installs all their PTEs in batches with
+ * vm_insert_pages() before returning, so the program never takes a fault
+ * on a new span. SPAN_FREE removes the span's PTEs in the caller's address
+ * space only (a fork() child keeps its copy-on-write image), gives the range
+ * back and drops the heap's reference on the frames.
+ *
+ * Records live in a maple tree indexed by arena page: one entry covers all
+ * the pages of its span, so "which span holds this page" is one lookup.
+ */
+#include <linux/highmem.h>
+#include <linux/mm.h>
+#include <linux/sched/signal.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+
+#include "compat.h"
+#include "internal.h"
+
+/* PTEs installed per vm_insert_pages() call: one page table's worth. */
+#define SPANALLOC_INSERT_BATCH	512UL
+
+static unsigned long span_addr(struct spanalloc_heap *heap,
+			       struct spanalloc_span *span)
+{
+	return heap->arena_start + (span->first << PAGE_SHIFT);
+}
+
+/**
+ * spanalloc_span_release() - drop a span's record and its frame reference
+ * @heap:	the heap the span belonged to.
+ * @span:	the span, already out of @heap->spans and unmapped.
+ *
+ * Context: caller holds @heap->lock.
+ */
+void spanalloc_span_release(struct spanalloc_heap *heap,
+			    struct spanalloc_span *span)
+{
+	lockdep_assert_held(&heap->lock);
+	heap->nr_pages -= span->pages;
+	heap->nr_spans--;
+	atomic_long_dec(&spanalloc_stats.spans);
+	spanalloc_frames_put(span->frames);
+	kfree(span->spare);
+	kfree(span);
+}
+
+static struct spanalloc_span *span_new(unsigned long pages, u32 size_class)
+{
+	struct spanalloc_span *span;
+
+	span = kzalloc(sizeof(*span), GFP_KERNEL_ACCOUNT);
+	if (!span)
+		return NULL;
+	span->spare = kmalloc(sizeof(*span->spare), GFP_KERNEL_ACCOUNT);
+	if (!span->spare) {
+		kfree(span);
+		return NULL;
+	}
+	span->pages = pages;
+	span->size_class = size_class;
+	return span;
+}
+
+static int span_record(struct spanalloc_heap *heap,
+		       struct spanalloc_span *span)
+{
+	int err;
+
+	err = mtree_insert_range(&heap->spans, span->first,
+				 span->first + span->pages - 1, span,
+				 GFP_KERNEL_ACCOUNT);
+	if (err)
+		return err;
+	heap->nr_pages += span->pages;
+	heap->nr_spans++;
+	atomic_long_inc(&spanalloc_stats.spans);
+	return 0;
+}
+
+/* Install every frame of @span in @vma, writable; all or nothing. */
+static int span_map(struct spanalloc_heap *heap, struct vm_area_struct *vma,
+		    struct spanalloc_span *span)
+{
+	unsigned long addr = span_addr(heap, span), done = 0, num;
+	int err;
+
+	while (done < span->pages) {
+		num = min(span->pages - done, SPANALLOC_INSERT_BATCH);
+		err = vm_insert_pages(vma, addr + (done << PAGE_SHIFT),
+				      span->frames->pages + done, &num);
+		/* On return @num is the number of pages NOT inserted. */
+		done += min(span->pages - done, SPANALLOC_INSERT_BATCH) - num;
+		if (err)
+			goto out_unmap;
+		if (fatal_signal_pending(current)) {
+			err = -EINTR;
+			goto out_unmap;
+		}
+	}
+	return 0;
+
+out_unmap:
+	if (done)
+		spanalloc_zap(vma, addr, done << PAGE_SHIFT);
+	return err == -EBUSY ? -EINVAL : err;
+}
+
+static int span_alloc_locked(struct spanalloc_heap *heap,
+			     struct vm_area_struct *vma,
+			     struct spanalloc_span_alloc *req)
+{
+	struct spanalloc_span *span;
+	int err;
+
+	if (heap->dead)
+		return -ENXIO;
+	if (req->pages > spanalloc_heap_max_pages() - heap->nr_pages)
+		return -ENOMEM;
+	span = span_new(req->pages, req->size_class);
+	if (!span)
+		return -ENOMEM;
+	err = spanalloc_range_alloc(&heap->free, req->pages, &span->first);
+	if (err)
+		goto out_free_span;
+	span->frames = spanalloc_frames_alloc(req->pages);
+	if (IS_ERR(span->frames)) {
+		err = PTR_ERR(span->frames);
+		goto out_free_range;
+	}
+	err = span_map(heap, vma, span);
+	if (err)
+		goto out_put_frames;
+	err = span_record(heap, span);
+	if (err)
+		goto out_unmap;
+
+	req->addr = span_addr(heap, span);
+	return 0;
+
+out_unmap:
+	spanalloc_zap(vma, span_addr(heap, span), span->pages << PAGE_SHIFT);
+out_put_frames:
+	spanalloc_frames_put(span->frames);
+out_free_range:
+	spanalloc_range_free(&heap->free, span->first, span->pages,
+			     span->spare);
+	span->spare = NULL;
+out_free_span:
+	kfree(span->spare);
+	kfree(span);
+	return err;
+}
+
+static int span_free_locked(struct spanalloc_heap *heap,
+			    struct vm_area_struct *vma, unsigned long addr)
+{
+	struct spanalloc_span *span;
+	unsigned long index;
+
+	if (heap->dead)
+		return -ENXIO;
+	if (addr < heap->arena_start || !PAGE_ALIGNED(addr))
+		return -EINVAL;
+	index = (addr - heap->arena_start) >> PAGE_SHIFT;
+	if (index >= heap->arena_pages)
+		return -EINVAL;
+	span = mtree_load(&heap->spans, index);
+	if (!span || span->first != index)
+		return -EINVAL;
+
+	spanalloc_zap(vma, addr, span->pages << PAGE_SHIFT);
+	mtree_erase(&heap->spans, index);
+	spanalloc_range_free(&heap->free, span->first, span->pages,
+			     span->spare);
+	span->spare = NULL;
+	spanalloc_span_release(heap, span);
+	return 0;
+}
+
+/*
+ * Run @op on current's heap with the mmap lock held for read and the heap
+ * lock held, the arena's protection made writable first if @writable.
+ */
+static int span_call(struct spanalloc_file *sf, bool writable,
+		     int (*op)(struct spanalloc_heap *heap,
+			       struct vm_area_struct *vma, void *arg),
+		     void *arg)
+{
+	struct spanalloc_heap *heap;
+	struct vm_area_struct *vma;
+	int err;
+
+	heap = spanalloc_heap_find(sf, current->mm);
+	if (!heap)
+		return -ENXIO;
+	if (mmap_read_lock_killable(heap->mm)) {
+		err = -EINTR;
+		goto out_put;
+	}
+	vma = spanalloc_heap_vma(heap);
+	if (vma && writable && !spanalloc_heap_vma_writable(vma)) {
+		/* Rare: after mmap() or mprotect(). Needs the write lock. */
+		mmap_read_unlock(heap->mm);
+		err = spanalloc_heap_make_writable(heap);
+		if (err)
+			goto out_put;
+		if (mmap_read_lock_killable(heap->mm)) {
+			err = -EINTR;
+			goto out_put;
+		}
+		vma = spanalloc_heap_vma(heap);
+	}
+	if (vma) {
+		mutex_lock(&heap->lock);
+		err = op(heap, vma, arg);
+		mutex_unlock(&heap->lock);
+	} else {
+		err = -ENXIO;
+	}
+	mmap_read_unlock(heap->mm);
+out_put:
+	spanalloc_heap_put(heap);
+	return err;
+}
+
+static int span_alloc_op(struct spanalloc_heap *heap,
+			 struct vm_area_struct *vma, void *arg)
+{
+	return span_alloc_locked(heap, vma, arg);
+}
+
+static int span_free_op(struct spanalloc_heap *heap,
+			struct vm_area_struct *vma, void *arg)
+{
+	return span_free_locked(heap, vma, *(unsigned long *)arg);
+}
+
+/**
+ * spanalloc_span_alloc_ioctl() - SPANALLOC_IOC_SPAN_ALLOC
+ * @sf:		the file.
+ * @arg:	user pointer to a &struct spanalloc_span_alloc.
+ *
+ * Context: process context; takes the mmap lock and the heap lock.
+ * Return: 0 or a negative errno, as uapi/spanalloc.h documents.
+ */
+long spanalloc_span_alloc_ioctl(struct spanalloc_file *sf, void __user *arg)
+{
+	struct spanalloc_span_alloc req;
+	unsigned long addr;
+	int err;
+
+	if (copy_from_user(&req, arg, sizeof(req)))
+		return -EFAULT;
+	if (req.flags & ~SPANALLOC_ALLOC_VALID_FLAGS || req.addr ||
+	    req.reserved[0] || req.reserved[1])
+		return -EINVAL;
+	if (!req.pages || req.size_class > SPANALLOC_MAX_SIZE_CLASS)
+		return -EINVAL;
+	if (req.pages > spanalloc_arena_max_bytes >> PAGE_SHIFT)
+		return -ENOMEM;
+
+	err = span_call(sf, true, span_alloc_op, &req);
+	if (err)
+		return err;
+	if (put_user(req.addr, &((struct spanalloc_span_alloc __user *)arg)->addr)) {
+		/* Nobody will ever know the address: take the span back. */
+		addr = req.addr;
+		span_call(sf, false, span_free_op, &addr);
+		return -EFAULT;
+	}
+	return 0;
+}
+
+/**
+ * spanalloc_span_free_ioctl() - SPANALLOC_IOC_SPAN_FREE
+ * @sf:		the file.
+ * @arg:	user pointer to a &struct spanalloc_span_free.
+ *
+ * Context: process context; takes the mmap lock and the heap lock.
+ * Return: 0 or a negative errno, as uapi/spanalloc.h documents.
+ */
+long spanalloc_span_free_ioctl(struct spanalloc_file *sf, void __user *arg)
+{
+	struct spanalloc_span_free req;
+	unsigned long addr;
+
+	if (copy_from_user(&req, arg, sizeof(req)))
+		return -EFAULT;
+	if (req.flags & ~SPANALLOC_FREE_VALID_FLAGS || req.reserved0 ||
+	    req.reserved[0] || req.reserved[1])
+		return -EINVAL;
+	addr = req.addr;
+	if (addr != req.addr)
+		return -EINVAL;
+	return span_call(sf, false, span_free_op, &addr);
+}
+
+/**
+ * spanalloc_span_clone_all() - give @dst a record for every span of @src
+ * @dst:	a new heap for a fork() child, not yet visible to anyone.
+ * @src:	the parent's heap.
+ *
+ * The copies share the frames of the originals.
+ *
+ * Context: caller holds @src->lock and the mmap locks of both mms.
+ * Return: 0, or -ENOMEM with @dst holding no span.
+ */
+int spanalloc_span_clone_all(struct spanalloc_heap *dst,
+			     struct spanalloc_heap *src)
+{
+	struct spanalloc_span *span, *copy;
+	unsigned long index = 0;
+	int err = 0;
+
+	lockdep_assert_held(&src->lock);
+	mutex_lock(&dst->lock);
+	mt_for_each(&src->spans, span, index, ULONG_MAX) {
+		copy = span_new(span->pages, span->size_class);
+		if (!copy) {
+			err = -ENOMEM;
+			break;
+		}
+		copy->first = span->first;
+		copy->frames = span->frames;
+		spanalloc_frames_get(copy->frames);
+		err = span_record(dst, copy);
+		if (err) {
+			copy->frames = NULL;
+			spanalloc_frames_put(span->frames);
+			kfree(copy->spare);
+			kfree(copy);
+			break;
+		}
+	}
+	if (err) {
+		index = 0;
+		mt_for_each(&dst->spans, span, index, ULONG_MAX)
+			spanalloc_span_release(dst, span);
+		mtree_destroy(&dst->spans);
+	}
+	mutex_unlock(&dst->lock);
+	return err;
+}
+
+/**
+ * spanalloc_span_fault() - refill an arena page whose PTE was dropped
+ * @heap:	the heap of the faulting VMA.
+ * @vmf:	the fault.
+ *
+ * Spans are fully mapped when made, so a fault inside the arena means the
+ * page is outside every span (SIGBUS, like touching a freed span) or its
+ * PTE was dropped by madvise(MADV_DONTNEED). Such a page reads back as
+ * zeroes, as anonymous memory does: the frame is zeroed and mapped again
+ * when the heap alone holds it; when a fork() relative or a pinned I/O may
+ * still see it, a new zeroed page takes its place in this mapping only.
+ *
+ * Context: the mmap lock or the VMA lock is held for read.
+ * Return: VM_FAULT_NOPAGE, VM_FAULT_SIGBUS or VM_FAULT_OOM.
+ */
+vm_fault_t spanalloc_span_fault(struct spanalloc_heap *heap,
+				struct vm_fault *vmf)
+{
+	unsigned long index = (vmf->address - heap->arena_start) >> PAGE_SHIFT;
+	struct spanalloc_span *span;
+	struct page *page;
+	vm_fault_t ret;
+	int err;
+
+	mutex_lock(&heap->lock);
+	span = heap->dead ? NULL : mtree_load(&heap->spans, index);
+	if (!span) {
+		ret = VM_FAULT_SIGBUS;
+		goto out_unlock;
+	}
+	page = span->frames->pages[index - span->first];
+	if (kref_read(&span->frames->kref) == 1 && page_count(page) == 1) {
+		clear_highpage(page);
+		get_page(page);
+	} else {
+		page = alloc_page(GFP_HIGHUSER | __GFP_ZERO | __GFP_ACCOUNT);
+		if (!page) {
+			ret = VM_FAULT_OOM;
+			goto out_unlock;
+		}
+	}
+	/* The PTE takes its own reference; ours goes. */
+	err = vm_insert_page(vmf->vma, vmf->address & PAGE_MASK, page);
+	put_page(page);
+	if (err && err != -EBUSY) {
+		ret = err == -ENOMEM ? VM_FAULT_OOM : VM_FAULT_SIGBUS;
+	} else {
+		atomic_long_inc(&spanalloc_stats.fault_refills);
+		ret = VM_FAULT_NOPAGE;
+	}
+out_unlock:
+	mutex_unlock(&heap->lock);
+	return ret;
+}

@@ -1,0 +1,914 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * spanalloc_test: the module's ABI, one behaviour per test.
+ *
+ * Opens /dev/spanalloc (skips when the module is not loaded), maps an arena
+ * and drives the ioctls of uapi/spanalloc.h: their results, every bad field
+ * with its exact errno, arena misuse, process exit and fork. Frame counts
+ * are read from /sys/class/misc/spanalloc/stats/ to prove nothing leaked.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <linux/spanalloc.h>
+
+#include "kselftest_harness.h"
+
+#define DEV		"/dev/spanalloc"
+#define STATS		"/sys/class/misc/spanalloc/stats/"
+#define ARENA_BYTES	(256UL << 20)
+
+static long page_size(void)
+{
+	return sysconf(_SC_PAGESIZE);
+}
+
+static long read_stat(const char *name)
+{
+	char path[256], buf[64];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), STATS "%s", name);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	return strtol(buf, NULL, 10);
+}
+
+static int span_alloc(int fd, uint64_t pages, uint32_t size_class,
+		      void **addr)
+{
+	struct spanalloc_span_alloc req = {
+		.pages = pages,
+		.size_class = size_class,
+	};
+
+	*addr = NULL;
+	if (ioctl(fd, SPANALLOC_IOC_SPAN_ALLOC, &req))
+		return -errno;
+	*addr = (void *)(uintptr_t)req.addr;
+	return 0;
+}
+
+static int span_free(int fd, void *addr)
+{
+	struct spanalloc_span_free req = { .addr = (uintptr_t)addr };
+
+	if (ioctl(fd, SPANALLOC_IOC_SPAN_FREE, &req))
+		return -errno;
+	return 0;
+}
+
+/* Does touching @p (read if !write) raise a signal? Which one? */
+static int touch_signal(volatile char *p, int write)
+{
+	pid_t pid = fork();
+	int status;
+
+	if (pid == 0) {
+		if (write)
+			*p = 1;
+		else
+			(void)*p;
+		_exit(0);
+	}
+	if (waitpid(pid, &status, 0) != pid)
+		return -1;
+	return WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+}
+
+static int device_present(void)
+{
+	return access(DEV, F_OK) == 0;
+}
+
+FIXTURE(dev) {
+	int fd;
+	char *arena;
+	long page;
+};
+
+FIXTURE_SETUP(dev)
+{
+	self->arena = MAP_FAILED;
+	self->page = page_size();
+	if (!device_present())
+		SKIP(return, DEV " not present: module not loaded");
+	self->fd = open(DEV, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, self->fd);
+	self->arena = mmap(NULL, ARENA_BYTES, PROT_READ | PROT_WRITE,
+			   MAP_PRIVATE, self->fd, 0);
+	ASSERT_NE(MAP_FAILED, self->arena);
+}
+
+FIXTURE_TEARDOWN(dev)
+{
+	if (self->arena != MAP_FAILED)
+		munmap(self->arena, ARENA_BYTES);
+	if (self->fd >= 0)
+		close(self->fd);
+}
+
+/* ---- open, close, INFO ------------------------------------------------- */
+
+TEST(open_close)
+{
+	long heaps;
+	int fd;
+
+	if (!device_present())
+		SKIP(return, "module not loaded");
+	heaps = read_stat("heaps");
+	fd = open(DEV, O_RDWR);
+	ASSERT_LE(0, fd);
+	/* An open without mmap makes no heap. */
+	EXPECT_EQ(heaps, read_stat("heaps"));
+	EXPECT_EQ(0, close(fd));
+}
+
+TEST(info_without_arena)
+{
+	struct spanalloc_info info;
+	int fd;
+
+	if (!device_present())
+		SKIP(return, "module not loaded");
+	fd = open(DEV, O_RDWR);
+	ASSERT_LE(0, fd);
+	memset(&info, 0xff, sizeof(info));
+	ASSERT_EQ(0, ioctl(fd, SPANALLOC_IOC_INFO, &info));
+	EXPECT_EQ(SPANALLOC_ABI_VERSION, info.abi_version);
+	EXPECT_EQ(page_size(), info.page_size);
+	EXPECT_LE(ARENA_BYTES, info.arena_max_bytes);
+	EXPECT_LT(0, info.heap_max_pages);
+	EXPECT_EQ(0, info.arena_start);
+	EXPECT_EQ(0, info.arena_bytes);
+	EXPECT_EQ(0, info.heap_pages);
+	EXPECT_EQ(0, info.reserved[0]);
+	close(fd);
+}
+
+TEST_F(dev, info_with_arena)
+{
+	struct spanalloc_info info;
+	void *span = NULL;
+
+	ASSERT_EQ(0, span_alloc(self->fd, 3, 0, &span));
+	ASSERT_EQ(0, ioctl(self->fd, SPANALLOC_IOC_INFO, &info));
+	EXPECT_EQ((uintptr_t)self->arena, info.arena_start);
+	EXPECT_EQ(ARENA_BYTES, info.arena_bytes);
+	EXPECT_EQ(3, info.heap_pages);
+	EXPECT_EQ(1, info.heap_spans);
+}
+
+TEST_F(dev, info_efault)
+{
+	errno = 0;
+	EXPECT_EQ(-1, ioctl(self->fd, SPANALLOC_IOC_INFO, (void *)8));
+	EXPECT_EQ(EFAULT, errno);
+}
+
+TEST_F(dev, unknown_command_enotty)
+{
+	errno = 0;
+	EXPECT_EQ(-1, ioctl(self->fd, _IO(SPANALLOC_IOC_MAGIC, 0x7f)));
+	EXPECT_EQ(ENOTTY, errno);
+}
+
+TEST_F(dev, wrong_size_command_enotty)
+{
+	char big[sizeof(struct spanalloc_span_alloc) + 8] = { 0 };
+	unsigned long cmd = _IOC(_IOC_READ | _IOC_WRITE, SPANALLOC_IOC_MAGIC,
+				 _IOC_NR(SPANALLOC_IOC_SPAN_ALLOC),
+				 sizeof(big));
+
+	errno = 0;
+	EXPECT_EQ(-1, ioctl(self->fd, cmd, big));
+	EXPECT_EQ(ENOTTY, errno);
+}
+
+/* ---- SPAN_ALLOC / SPAN_FREE --------------------------------------------- */
+
+TEST_F(dev, alloc_free_one)
+{
+	long spans = read_stat("spans");
+	void *span = NULL;
+
+	ASSERT_EQ(0, span_alloc(self->fd, 1, 0, &span));
+	EXPECT_LE((uintptr_t)self->arena, (uintptr_t)span);
+	EXPECT_GT((uintptr_t)self->arena + ARENA_BYTES, (uintptr_t)span);
+	EXPECT_EQ(0, (uintptr_t)span % self->page);
+	EXPECT_EQ(spans + 1, read_stat("spans"));
+	EXPECT_EQ(0, span_free(self->fd, span));
+	EXPECT_EQ(spans, read_stat("spans"));
+}
+
+TEST_F(dev, span_is_zeroed_and_writable)
+{
+	unsigned char *span;
+	size_t i, n = 16 * (size_t)self->page;
+
+	ASSERT_EQ(0, span_alloc(self->fd, 16, 5, (void **)&span));
+	for (i = 0; i < n; i++)
+		ASSERT_EQ(0, span[i]);
+	memset(span, 0xa5, n);
+	for (i = 0; i < n; i += 997)
+		ASSERT_EQ(0xa5, span[i]);
+}
+
+TEST_F(dev, reused_range_is_zeroed)
+{
+	unsigned char *a, *b;
+	long i;
+
+	ASSERT_EQ(0, span_alloc(self->fd, 4, 0, (void **)&a));
+	memset(a, 0x5a, 4 * self->page);
+	ASSERT_EQ(0, span_free(self->fd, a));
+	ASSERT_EQ(0, span_alloc(self->fd, 4, 0, (void **)&b));
+	/* Best fit hands the same range back; its frames are new and clean. */
+	EXPECT_EQ(a, b);
+	for (i = 0; i < 4 * self->page; i++)
+		ASSERT_EQ(0, b[i]);
+}
+
+TEST_F(dev, many_spans_keep_their_data)
+{
+	enum { N = 200 };
+	uint64_t *spans[N];
+	long words, i, j;
+
+	for (i = 0; i < N; i++) {
+		long pages = 1 + i % 7;
+
+		ASSERT_EQ(0, span_alloc(self->fd, pages, i % 64,
+					(void **)&spans[i]));
+		words = pages * self->page / sizeof(uint64_t);
+		for (j = 0; j < words; j++)
+			spans[i][j] = ((uint64_t)i << 32) | j;
+	}
+	/* Free every other one, then check the survivors word by word. */
+	for (i = 0; i < N; i += 2)
+		ASSERT_EQ(0, span_free(self->fd, spans[i]));
+	for (i = 1; i < N; i += 2) {
+		words = (1 + i % 7) * self->page / sizeof(uint64_t);
+		for (j = 0; j < words; j++)
+			ASSERT_EQ(((uint64_t)i << 32) | j, spans[i][j]);
+	}
+	for (i = 1; i < N; i += 2)
+		ASSERT_EQ(0, span_free(self->fd, spans[i]));
+}
+
+TEST_F(dev, freed_span_faults)
+{
+	void *span = NULL;
+
+	ASSERT_EQ(0, span_alloc(self->fd, 2, 0, &span));
+	ASSERT_EQ(0, span_free(self->fd, span));
+	EXPECT_EQ(SIGBUS, touch_signal(span, 0));
+	EXPECT_EQ(SIGBUS, touch_signal((char *)span + self->page, 1));
+}
+
+TEST_F(dev, untouched_arena_faults)
+{
+	EXPECT_EQ(SIGBUS, touch_signal(self->arena + ARENA_BYTES / 2, 0));
+}
+
+TEST_F(dev, arena_full_enomem)
+{
+	uint64_t pages = ARENA_BYTES / self->page;
+	void *span = NULL;
+
+	EXPECT_EQ(-ENOMEM, span_alloc(self->fd, pages + 1, 0, &span));
+	/* The arena is whole again: the largest span still fits. */
+	ASSERT_EQ(0, span_alloc(self->fd, pages / 2, 0, &span));
+	EXPECT_EQ(-ENOMEM, span_alloc(self->fd, pages / 2 + 1, 0, &span));
+	EXPECT_EQ(0, span_free(self->fd, span));
+}
+
+TEST_F(dev, free_coalesces)
+{
+	uint64_t half = ARENA_BYTES / self->page / 2;
+	void *a, *b, *c;
+
+	ASSERT_EQ(0, span_alloc(self->fd, half, 0, &a));
+	ASSERT_EQ(0, span_alloc(self->fd, half, 0, &b));
+	ASSERT_EQ(0, span_free(self->fd, a));
+	ASSERT_EQ(0, span_free(self->fd, b));
+	/* Only a merged free range holds the whole arena. */
+	ASSERT_EQ(0, span_alloc(self->fd, 2 * half, 0, &c));
+	EXPECT_EQ(self->arena, c);
+	EXPECT_EQ(0, span_free(self->fd, c));
+}
+
+/* ---- every bad field, with its errno --------------------------------- */
+
+TEST_F(dev, alloc_zero_pages_einval)
+{
+	void *span = NULL;
+
+	EXPECT_EQ(-EINVAL, span_alloc(self->fd, 0, 0, &span));
+}
+
+TEST_F(dev, alloc_bad_class_einval)
+{
+	void *span = NULL;
+
+	EXPECT_EQ(-EINVAL, span_alloc(self->fd, 1, SPANALLOC_MAX_SIZE_CLASS + 1,
+				      &span));
+	EXPECT_EQ(0, span_alloc(self->fd, 1, SPANALLOC_MAX_SIZE_CLASS, &span));
+}
+
+TEST_F(dev, alloc_bad_flags_einval)
+{
+	struct spanalloc_span_alloc req = { .pages = 1, .flags = 1 };
+
+	errno = 0;
+	EXPECT_EQ(-1, ioctl(self->fd, SPANALLOC_IOC_SPAN_ALLOC, &req));
+	EXPECT_EQ(EINVAL, errno);
+}
+
+TEST_F(dev, alloc_reserved_einval)
+{
+	struct spanalloc_span_alloc req = { .pages = 1 };
+	int i;
+
+	for (i = 0; i < 2; i++) {
+		memset(&req, 0, sizeof(req));
+		req.pages = 1;
+		req.reserved[i] = 1;
+		errno = 0;
+		EXPECT_EQ(-1, ioctl(self->fd, SPANALLOC_IOC_SPAN_ALLOC, &req));
+		EXPECT_EQ(EINVAL, errno);
+	}
+	/* @addr is an output: a caller must not pass garbage in it. */
+	memset(&req, 0, sizeof(req));
+	req.pages = 1;
+	req.addr = 0x1000;
+	errno = 0;
+	EXPECT_EQ(-1, ioctl(self->fd, SPANALLOC_IOC_SPAN_ALLOC, &req));
+	EXPECT_EQ(EINVAL, errno);
+}
+
+TEST_F(dev, alloc_huge_enomem)
+{
+	void *span = NULL;
+
+	EXPECT_EQ(-ENOMEM, span_alloc(self->fd, UINT64_MAX, 0, &span));
+	EXPECT_EQ(-ENOMEM, span_alloc(self->fd, 1ULL << 40, 0, &span));
+}
+
+TEST_F(dev, alloc_efault)
+{
+	long frames = read_stat("frames");
+	struct spanalloc_span_alloc *ro;
+
+	errno = 0;
+	EXPECT_EQ(-1, ioctl(self->fd, SPANALLOC_IOC_SPAN_ALLOC, (void *)8));
+	EXPECT_EQ(EFAULT, errno);
+
+	/* Readable but not writable: the span is made, then taken back. */
+	ro = mmap(NULL, self->page, PROT_READ | PROT_WRITE,
+		  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, ro);
+	ro->pages = 4;
+	ASSERT_EQ(0, mprotect(ro, self->page, PROT_READ));
+	errno = 0;
+	EXPECT_EQ(-1, ioctl(self->fd, SPANALLOC_IOC_SPAN_ALLOC, ro));
+	EXPECT_EQ(EFAULT, errno);
+	EXPECT_EQ(frames, read_stat("frames"));
+	munmap(ro, self->page);
+}
+
+TEST_F(dev, free_not_span_start_einval)
+{
+	char *span = NULL;
+
+	ASSERT_EQ(0, span_alloc(self->fd, 4, 0, (void **)&span));
+	EXPECT_EQ(-EINVAL, span_free(self->fd, span + self->page));
+	EXPECT_EQ(-EINVAL, span_free(self->fd, span + 1));
+	EXPECT_EQ(-EINVAL, span_free(self->fd, self->arena + ARENA_BYTES));
+	EXPECT_EQ(-EINVAL, span_free(self->fd, self->arena - self->page));
+	EXPECT_EQ(-EINVAL, span_free(self->fd, NULL));
+	EXPECT_EQ(-EINVAL, span_free(self->fd, (void *)UINTPTR_MAX));
+	/* None of that touched the span. */
+	span[0] = 1;
+	EXPECT_EQ(0, span_free(self->fd, span));
+}
+
+TEST_F(dev, free_twice_einval)
+{
+	void *span = NULL;
+
+	ASSERT_EQ(0, span_alloc(self->fd, 1, 0, &span));
+	EXPECT_EQ(0, span_free(self->fd, span));
+	EXPECT_EQ(-EINVAL, span_free(self->fd, span));
+}
+
+TEST_F(dev, free_bad_flags_reserved_einval)
+{
+	struct spanalloc_span_free req;
+	void *span = NULL;
+	int i;
+
+	ASSERT_EQ(0, span_alloc(self->fd, 1, 0, &span));
+	for (i = 0; i < 4; i++) {
+		memset(&req, 0, sizeof(req));
+		req.addr = (uintptr_t)span;
+		if (i == 0)
+			req.flags = 1;
+		else if (i == 1)
+			req.reserved0 = 1;
+		else
+			req.reserved[i - 2] = 1;
+		errno = 0;
+		EXPECT_EQ(-1, ioctl(self->fd, SPANALLOC_IOC_SPAN_FREE, &req));
+		EXPECT_EQ(EINVAL, errno);
+	}
+	EXPECT_EQ(0, span_free(self->fd, span));
+}
+
+TEST_F(dev, free_efault)
+{
+	errno = 0;
+	EXPECT_EQ(-1, ioctl(self->fd, SPANALLOC_IOC_SPAN_FREE, (void *)8));
+	EXPECT_EQ(EFAULT, errno);
+}
+
+TEST(span_ioctls_without_arena_enxio)
+{
+	void *span = NULL;
+	int fd;
+
+	if (!device_present())
+		SKIP(return, "module not loaded");
+	fd = open(DEV, O_RDWR);
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(-ENXIO, span_alloc(fd, 1, 0, &span));
+	EXPECT_EQ(-ENXIO, span_free(fd, (void *)0x10000));
+	close(fd);
+}
+
+/* ---- mmap misuse -------------------------------------------------------- */
+
+TEST_F(dev, second_arena_ebusy)
+{
+	void *p = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE,
+		       self->fd, 0);
+
+	EXPECT_EQ(MAP_FAILED, p);
+	EXPECT_EQ(EBUSY, errno);
+}
+
+TEST(mmap_misuse)
+{
+	static const struct {
+		const char *what;
+		int prot, flags;
+		off_t off;
+		size_t len;
+		int err;
+	} cases[] = {
+		{ "shared", PROT_READ | PROT_WRITE, MAP_SHARED, 0, 1 << 20,
+		  EINVAL },
+		{ "offset", PROT_READ | PROT_WRITE, MAP_PRIVATE, 1 << 12,
+		  1 << 20, EINVAL },
+		{ "read-only", PROT_READ, MAP_PRIVATE, 0, 1 << 20, EINVAL },
+		{ "exec", PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE, 0,
+		  1 << 20, EPERM },
+	};
+	struct spanalloc_info info;
+	unsigned int i;
+	void *p;
+	int fd;
+
+	if (!device_present())
+		SKIP(return, "module not loaded");
+	fd = open(DEV, O_RDWR);
+	ASSERT_LE(0, fd);
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		errno = 0;
+		p = mmap(NULL, cases[i].len, cases[i].prot, cases[i].flags, fd,
+			 cases[i].off);
+		EXPECT_EQ(MAP_FAILED, p) TH_LOG("%s", cases[i].what);
+		EXPECT_EQ(cases[i].err, errno) TH_LOG("%s", cases[i].what);
+	}
+	ASSERT_EQ(0, ioctl(fd, SPANALLOC_IOC_INFO, &info));
+	errno = 0;
+	p = mmap(NULL, info.arena_max_bytes + (1UL << 20),
+		 PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, fd, 0);
+	EXPECT_EQ(MAP_FAILED, p);
+	EXPECT_EQ(EINVAL, errno);
+	/* None of that left a heap behind: a good mmap still works. */
+	p = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+	EXPECT_NE(MAP_FAILED, p);
+	close(fd);
+}
+
+TEST_F(dev, partial_munmap_einval)
+{
+	errno = 0;
+	EXPECT_EQ(-1, munmap(self->arena + self->page, self->page));
+	EXPECT_EQ(EINVAL, errno);
+}
+
+TEST_F(dev, mprotect_answers)
+{
+	void *span = NULL;
+
+	ASSERT_EQ(0, span_alloc(self->fd, 1, 0, &span));
+	errno = 0;
+	EXPECT_EQ(-1, mprotect(self->arena, ARENA_BYTES, PROT_READ));
+	EXPECT_EQ(EACCES, errno);
+	errno = 0;
+	EXPECT_EQ(-1, mprotect(self->arena, ARENA_BYTES,
+			       PROT_READ | PROT_WRITE | PROT_EXEC));
+	EXPECT_EQ(EACCES, errno);
+	/* A part would split the arena. */
+	errno = 0;
+	EXPECT_EQ(-1, mprotect(self->arena, self->page, PROT_READ));
+	EXPECT_EQ(EINVAL, errno);
+	/* Read-write on the whole is what it is already. */
+	EXPECT_EQ(0, mprotect(self->arena, ARENA_BYTES,
+			      PROT_READ | PROT_WRITE));
+	*(volatile char *)span = 1;
+	EXPECT_EQ(0, span_free(self->fd, span));
+}
+
+TEST_F(dev, mremap_refused)
+{
+	void *p;
+
+	p = mremap(self->arena, ARENA_BYTES, ARENA_BYTES * 2, 0);
+	EXPECT_EQ(MAP_FAILED, p);
+	p = mremap(self->arena, ARENA_BYTES, ARENA_BYTES * 2, MREMAP_MAYMOVE);
+	EXPECT_EQ(MAP_FAILED, p);
+}
+
+TEST_F(dev, madvise_dontneed_reads_zero)
+{
+	long refills = read_stat("fault_refills");
+	char *span = NULL;
+
+	ASSERT_EQ(0, span_alloc(self->fd, 2, 0, (void **)&span));
+	memset(span, 7, 2 * self->page);
+	ASSERT_EQ(0, madvise(span, 2 * self->page, MADV_DONTNEED));
+	EXPECT_EQ(0, span[0]);
+	EXPECT_EQ(0, span[self->page + 5]);
+	EXPECT_EQ(refills + 2, read_stat("fault_refills"));
+	span[1] = 3;
+	EXPECT_EQ(3, span[1]);
+	EXPECT_EQ(0, span_free(self->fd, span));
+}
+
+TEST_F(dev, munmap_whole_arena_ends_heap)
+{
+	long heaps = read_stat("heaps"), frames = read_stat("frames");
+	void *span = NULL;
+
+	ASSERT_EQ(0, span_alloc(self->fd, 8, 0, &span));
+	EXPECT_EQ(frames + 8, read_stat("frames"));
+	ASSERT_EQ(0, munmap(self->arena, ARENA_BYTES));
+	self->arena = MAP_FAILED;
+	EXPECT_EQ(heaps - 1, read_stat("heaps"));
+	EXPECT_EQ(frames, read_stat("frames"));
+	EXPECT_EQ(-ENXIO, span_alloc(self->fd, 1, 0, &span));
+}
+
+/* ---- process exit and fork ---------------------------------------------- */
+
+TEST(exit_without_free_returns_frames)
+{
+	long frames, heaps, spans;
+	int status;
+	pid_t pid;
+
+	if (!device_present())
+		SKIP(return, "module not loaded");
+	frames = read_stat("frames");
+	heaps = read_stat("heaps");
+	spans = read_stat("spans");
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		int fd = open(DEV, O_RDWR);
+		void *span = NULL;
+		int i;
+
+		if (fd < 0 || mmap(NULL, ARENA_BYTES, PROT_READ | PROT_WRITE,
+				   MAP_PRIVATE, fd, 0) == MAP_FAILED)
+			_exit(2);
+		for (i = 0; i < 64; i++)
+			if (span_alloc(fd, 1 + i, 0, &span))
+				_exit(3);
+		_exit(read_stat("frames") == frames + 64 * 65 / 2 ? 0 : 4);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_TRUE(WIFEXITED(status));
+	ASSERT_EQ(0, WEXITSTATUS(status));
+	EXPECT_EQ(frames, read_stat("frames"));
+	EXPECT_EQ(heaps, read_stat("heaps"));
+	EXPECT_EQ(spans, read_stat("spans"));
+}
+
+TEST(kill_9_returns_frames)
+{
+	int pipefd[2], status;
+	long frames;
+	pid_t pid;
+	char c;
+
+	if (!device_present())
+		SKIP(return, "module not loaded");
+	frames = read_stat("frames");
+	ASSERT_EQ(0, pipe(pipefd));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		int fd = open(DEV, O_RDWR);
+		void *span = NULL;
+
+		mmap(NULL, ARENA_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE,
+		     fd, 0);
+		span_alloc(fd, 100, 0, &span);
+		if (write(pipefd[1], "x", 1) != 1)
+			_exit(1);
+		for (;;)
+			pause();
+	}
+	ASSERT_EQ(1, read(pipefd[0], &c, 1));
+	EXPECT_EQ(frames + 100, read_stat("frames"));
+	kill(pid, SIGKILL);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_EQ(frames, read_stat("frames"));
+	close(pipefd[0]);
+	close(pipefd[1]);
+}
+
+/* Run @fn in a child; return its exit status (or 128 + signal). */
+static int in_child(int (*fn)(void *), void *arg)
+{
+	int status;
+	pid_t pid = fork();
+
+	if (pid == 0)
+		_exit(fn(arg));
+	if (pid < 0 || waitpid(pid, &status, 0) != pid)
+		return -1;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+struct fork_case {
+	int fd;
+	unsigned char *span;
+	long bytes;
+};
+
+static int child_sees_then_writes(void *arg)
+{
+	struct fork_case *fc = arg;
+	long i;
+
+	for (i = 0; i < fc->bytes; i++)
+		if (fc->span[i] != 0x11)
+			return 1;
+	memset(fc->span, 0x22, fc->bytes);
+	return 0;
+}
+
+TEST_F(dev, fork_child_writes_stay_in_child)
+{
+	struct fork_case fc = { .fd = self->fd, .bytes = 8 * self->page };
+	long i;
+
+	ASSERT_EQ(0, span_alloc(self->fd, 8, 0, (void **)&fc.span));
+	memset(fc.span, 0x11, fc.bytes);
+	EXPECT_EQ(0, in_child(child_sees_then_writes, &fc));
+	for (i = 0; i < fc.bytes; i++)
+		ASSERT_EQ(0x11, fc.span[i]);
+}
+
+static int child_waits_then_checks(void *arg)
+{
+	struct fork_case *fc = arg;
+	char c;
+	long i;
+
+	/* fd is a pipe here: wait for the parent's writes. */
+	if (read(fc->fd, &c, 1) != 1)
+		return 2;
+	for (i = 0; i < fc->bytes; i++)
+		if (fc->span[i] != 0x11)
+			return 1;
+	return 0;
+}
+
+TEST_F(dev, fork_parent_writes_stay_in_parent)
+{
+	struct fork_case fc = { .bytes = 8 * self->page };
+	int pipefd[2], status;
+	pid_t pid;
+
+	ASSERT_EQ(0, span_alloc(self->fd, 8, 0, (void **)&fc.span));
+	memset(fc.span, 0x11, fc.bytes);
+	ASSERT_EQ(0, pipe(pipefd));
+	fc.fd = pipefd[0];
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0)
+		_exit(child_waits_then_checks(&fc));
+	memset(fc.span, 0x33, fc.bytes);
+	ASSERT_EQ(1, write(pipefd[1], "x", 1));
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(0, WEXITSTATUS(status));
+	EXPECT_EQ(0x33, fc.span[fc.bytes - 1]);
+}
+
+static int child_frees_and_allocates(void *arg)
+{
+	struct fork_case *fc = arg;
+	struct spanalloc_info info;
+	void *again;
+
+	if (ioctl(fc->fd, SPANALLOC_IOC_INFO, &info) || info.heap_spans != 1)
+		return 1;
+	/* The child's heap: freeing its copy does not touch the parent's. */
+	if (span_free(fc->fd, fc->span))
+		return 2;
+	if (span_alloc(fc->fd, 8, 0, &again) || again != fc->span)
+		return 3;
+	memset(again, 0x44, fc->bytes);
+	return 0;
+}
+
+TEST_F(dev, fork_child_has_own_heap)
+{
+	struct fork_case fc = { .fd = self->fd, .bytes = 8 * self->page };
+	long frames = read_stat("frames");
+	struct spanalloc_info info;
+	long i;
+
+	ASSERT_EQ(0, span_alloc(self->fd, 8, 0, (void **)&fc.span));
+	memset(fc.span, 0x11, fc.bytes);
+	EXPECT_EQ(0, in_child(child_frees_and_allocates, &fc));
+	for (i = 0; i < fc.bytes; i++)
+		ASSERT_EQ(0x11, fc.span[i]);
+	ASSERT_EQ(0, ioctl(self->fd, SPANALLOC_IOC_INFO, &info));
+	EXPECT_EQ(1, info.heap_spans);
+	EXPECT_EQ(frames + 8, read_stat("frames"));
+	EXPECT_EQ(0, span_free(self->fd, fc.span));
+	EXPECT_EQ(frames, read_stat("frames"));
+}
+
+static int child_keeps_old_span(void *arg)
+{
+	struct fork_case *fc = arg;
+	char c;
+	long i;
+
+	if (read(fc->fd, &c, 1) != 1)
+		return 2;
+	for (i = 0; i < fc->bytes; i++)
+		if (fc->span[i] != 0x11)
+			return 1;
+	return 0;
+}
+
+/*
+ * The trap of design.md: after fork the parent frees span X and reuses
+ * its range for a span of another class; the child, still holding X,
+ * must see X's data and X's record, not the parent's new span.
+ */
+TEST_F(dev, fork_reuse_after_fork)
+{
+	struct fork_case fc = { .bytes = 8 * self->page };
+	int pipefd[2], status;
+	void *reused = NULL;
+	pid_t pid;
+
+	ASSERT_EQ(0, span_alloc(self->fd, 8, 3, (void **)&fc.span));
+	memset(fc.span, 0x11, fc.bytes);
+	ASSERT_EQ(0, pipe(pipefd));
+	fc.fd = pipefd[0];
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0)
+		_exit(child_keeps_old_span(&fc));
+	ASSERT_EQ(0, span_free(self->fd, fc.span));
+	ASSERT_EQ(0, span_alloc(self->fd, 8, 9, &reused));
+	EXPECT_EQ(fc.span, reused);
+	memset(reused, 0x55, fc.bytes);
+	ASSERT_EQ(1, write(pipefd[1], "x", 1));
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(0, WEXITSTATUS(status));
+}
+
+static int child_dontneed(void *arg)
+{
+	struct fork_case *fc = arg;
+
+	if (madvise(fc->span, fc->bytes, MADV_DONTNEED))
+		return 1;
+	/* Reads back zero in the child ... */
+	if (fc->span[0] != 0)
+		return 2;
+	fc->span[0] = 9;
+	return 0;
+}
+
+TEST_F(dev, fork_dontneed_in_child_keeps_parent)
+{
+	struct fork_case fc = { .fd = self->fd, .bytes = 2 * self->page };
+
+	ASSERT_EQ(0, span_alloc(self->fd, 2, 0, (void **)&fc.span));
+	memset(fc.span, 0x11, fc.bytes);
+	EXPECT_EQ(0, in_child(child_dontneed, &fc));
+	/* ... and the parent's data is untouched. */
+	EXPECT_EQ(0x11, fc.span[0]);
+	EXPECT_EQ(0x11, fc.span[fc.bytes - 1]);
+}
+
+/* ---- a heap is its address space's alone -------------------------------- */
+
+TEST_F(dev, fd_passed_over_socket_has_no_heap)
+{
+	int sv[2], status;
+	pid_t pid;
+	void *span = NULL;
+
+	ASSERT_EQ(0, span_alloc(self->fd, 1, 0, &span));
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		char cbuf[CMSG_SPACE(sizeof(int))], c;
+		struct iovec iov = { &c, 1 };
+		struct msghdr msg = {
+			.msg_iov = &iov, .msg_iovlen = 1,
+			.msg_control = cbuf, .msg_controllen = sizeof(cbuf),
+		};
+		struct spanalloc_info info;
+		void *mine;
+		int fd;
+
+		/* Drop the arena inherited by fork: a stranger's view. */
+		munmap(self->arena, ARENA_BYTES);
+		if (recvmsg(sv[1], &msg, 0) != 1)
+			_exit(1);
+		memcpy(&fd, CMSG_DATA(CMSG_FIRSTHDR(&msg)), sizeof(fd));
+		if (ioctl(fd, SPANALLOC_IOC_INFO, &info) || info.arena_start)
+			_exit(2);
+		if (span_free(fd, span) != -ENXIO)
+			_exit(3);
+		if (span_alloc(fd, 1, 0, &mine) != -ENXIO)
+			_exit(4);
+		/* It may make a heap of its own. */
+		if (mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE,
+			 fd, 0) == MAP_FAILED)
+			_exit(5);
+		if (span_alloc(fd, 1, 0, &mine))
+			_exit(6);
+		_exit(0);
+	}
+	{
+		char cbuf[CMSG_SPACE(sizeof(int))] = { 0 }, c = 'x';
+		struct iovec iov = { &c, 1 };
+		struct msghdr msg = {
+			.msg_iov = &iov, .msg_iovlen = 1,
+			.msg_control = cbuf, .msg_controllen = sizeof(cbuf),
+		};
+		struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+
+		cmsg->cmsg_level = SOL_SOCKET;
+		cmsg->cmsg_type = SCM_RIGHTS;
+		cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(cmsg), &self->fd, sizeof(int));
+		ASSERT_EQ(1, sendmsg(sv[0], &msg, 0));
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(0, WEXITSTATUS(status));
+	/* The parent's span is still its own. */
+	EXPECT_EQ(0, span_free(self->fd, span));
+}
+
+TEST_HARNESS_MAIN

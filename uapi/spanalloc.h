@@ -1,0 +1,141 @@
+/* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */
+/*
+ * spanalloc: a page heap in the kernel for a userspace malloc.
+ *
+ * The ABI of /dev/spanalloc, shared by the module, libspanalloc and the
+ * selftests. Every struct is made of fixed-width fields with no holes;
+ * reserved fields and unknown flag bits must be zero.
+ */
+#ifndef _UAPI_LINUX_SPANALLOC_H
+#define _UAPI_LINUX_SPANALLOC_H
+
+#include <linux/ioctl.h>
+#include <linux/types.h>
+
+/**
+ * DOC: spanalloc device
+ *
+ * Each process that opens /dev/spanalloc and maps it gets a *heap*: one
+ * private, read-write mapping of the device at offset 0 is the heap's
+ * *arena*, a fixed virtual range of at most &spanalloc_info.arena_max_bytes.
+ * The module carves *spans* (runs of whole pages) out of the arena, backs
+ * them with zeroed frames and installs their page table entries before the
+ * ioctl returns, so touching a span never faults.
+ *
+ * A heap belongs to the address space (mm) that mapped the arena. A process
+ * that inherits the file (fork, exec, SCM_RIGHTS) has no heap until it maps
+ * the arena itself; after fork() the child gets its own heap holding a
+ * copy-on-write image of the parent's spans.
+ *
+ * Errors: -ENOTTY for an unknown command, -EFAULT for an unreadable or
+ * unwritable argument, -EINVAL for a bad field (including nonzero reserved
+ * fields and unknown flags), -ENXIO when the caller has no arena, -ENOMEM
+ * when a limit or the system runs out of frames or arena space.
+ */
+
+/* Version of this ABI, reported by SPANALLOC_IOC_INFO. */
+#define SPANALLOC_ABI_VERSION		1
+
+/* Largest size class tag a span can carry (0 means "no class": large). */
+#define SPANALLOC_MAX_SIZE_CLASS	255
+
+/**
+ * struct spanalloc_info - what the module offers this caller
+ * @abi_version:	%SPANALLOC_ABI_VERSION of the module.
+ * @page_size:		size of a page (and of the span granule) in bytes.
+ * @arena_max_bytes:	largest arena one mmap may create.
+ * @heap_max_pages:	most frames one heap may hold at once.
+ * @arena_start:	start of the caller's arena, 0 if it has none.
+ * @arena_bytes:	size of the caller's arena, 0 if it has none.
+ * @heap_pages:		frames the caller's heap holds now.
+ * @heap_spans:		spans the caller's heap holds now.
+ * @reserved:		zero.
+ *
+ * Filled in by %SPANALLOC_IOC_INFO; nothing is read from userspace.
+ */
+struct spanalloc_info {
+	__u32 abi_version;
+	__u32 page_size;
+	__u64 arena_max_bytes;
+	__u64 heap_max_pages;
+	__u64 arena_start;
+	__u64 arena_bytes;
+	__u64 heap_pages;
+	__u64 heap_spans;
+	__u64 reserved[3];
+};
+
+/* No flags are defined yet for SPANALLOC_IOC_SPAN_ALLOC. */
+#define SPANALLOC_ALLOC_VALID_FLAGS	0U
+
+/**
+ * struct spanalloc_span_alloc - ask for one span
+ * @pages:	in: length of the span in pages, at least 1.
+ * @size_class:	in: size class tag recorded with the span, at most
+ *		%SPANALLOC_MAX_SIZE_CLASS; 0 for a large (unclassed) span.
+ * @flags:	in: zero or more of %SPANALLOC_ALLOC_VALID_FLAGS.
+ * @addr:	out: address of the first byte of the span in the arena.
+ * @reserved:	in: zero.
+ */
+struct spanalloc_span_alloc {
+	__u64 pages;
+	__u32 size_class;
+	__u32 flags;
+	__u64 addr;
+	__u64 reserved[2];
+};
+
+/* No flags are defined yet for SPANALLOC_IOC_SPAN_FREE. */
+#define SPANALLOC_FREE_VALID_FLAGS	0U
+
+/**
+ * struct spanalloc_span_free - give one span back
+ * @addr:	in: the address %SPANALLOC_IOC_SPAN_ALLOC returned for the span.
+ * @flags:	in: zero or more of %SPANALLOC_FREE_VALID_FLAGS.
+ * @reserved0:	in: zero.
+ * @reserved:	in: zero.
+ *
+ * The span's pages are unmapped from the caller and its range becomes free
+ * arena space; touching it afterwards raises SIGBUS.
+ */
+struct spanalloc_span_free {
+	__u64 addr;
+	__u32 flags;
+	__u32 reserved0;
+	__u64 reserved[2];
+};
+
+#define SPANALLOC_IOC_MAGIC		'Z'
+
+/**
+ * DOC: SPANALLOC_IOC_INFO
+ *
+ * Takes a &struct spanalloc_info to fill in. Works before the arena is
+ * mapped. Returns 0 or -EFAULT.
+ */
+#define SPANALLOC_IOC_INFO \
+	_IOR(SPANALLOC_IOC_MAGIC, 0x40, struct spanalloc_info)
+
+/**
+ * DOC: SPANALLOC_IOC_SPAN_ALLOC
+ *
+ * Takes a &struct spanalloc_span_alloc. Finds room in the caller's arena,
+ * backs it with zeroed frames, maps them read-write and returns the span's
+ * address in @addr. Returns 0, -EFAULT, -EINVAL (bad field), -ENXIO (no
+ * arena), -ENOMEM (heap or system limit, or no room in the arena) or
+ * -EINTR (fatal signal while allocating).
+ */
+#define SPANALLOC_IOC_SPAN_ALLOC \
+	_IOWR(SPANALLOC_IOC_MAGIC, 0x41, struct spanalloc_span_alloc)
+
+/**
+ * DOC: SPANALLOC_IOC_SPAN_FREE
+ *
+ * Takes a &struct spanalloc_span_free. Unmaps the span and returns its
+ * frames. Returns 0, -EFAULT, -EINVAL (bad field, or @addr is not the start
+ * of a live span of the caller's heap) or -ENXIO (no arena).
+ */
+#define SPANALLOC_IOC_SPAN_FREE \
+	_IOW(SPANALLOC_IOC_MAGIC, 0x42, struct spanalloc_span_free)
+
+#endif /* _UAPI_LINUX_SPANALLOC_H */
