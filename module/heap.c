@@ -21,10 +21,10 @@
  *   - a second mmap() from the same address space: -EBUSY;
  *   - MAP_SHARED, a nonzero offset, no PROT_READ|PROT_WRITE or a size over
  *     arena_max_bytes: -EINVAL; PROT_EXEC: -EPERM;
- *   - munmap() of a part, mprotect() of a part (anything that would split
- *     the VMA): -EINVAL; munmap() of the whole arena ends the heap;
- *   - mprotect() to anything but read-write: -EACCES; growing with
- *     mremap(): -EFAULT (VM_DONTEXPAND); moving it: -EINVAL;
+ *   - munmap() of a part, or anything else that would split the VMA:
+ *     -EINVAL; munmap() of the whole arena ends the heap;
+ *   - mprotect() of any part to anything but read-write: -EACCES;
+ *   - growing with mremap(): -EFAULT (VM_DONTEXPAND); moving it: -EINVAL;
  *   - madvise(MADV_DONTNEED): the dropped pages read back as zeroes, like
  *     anonymous memory (see spanalloc_span_fault()).
  */
