@@ -87,8 +87,15 @@ $(BUILD)/selftests/%: selftests/%.c $(LIB_A) $(KSFT_DIR)/kselftest_harness.h \
 check: setup
 	@scripts/check
 
-demo: setup
-	@scripts/demo
+DEMO_BIN := $(BUILD)/demo/spandemo
+
+$(DEMO_BIN): scripts/demo/spandemo.c $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -O2 -Wall -Wextra -Werror -pthread -Iuserlib $< -o $@ $(LIB_A)
+
+demo: module userlib $(DEMO_BIN)
+	@echo "== booting $(KERNEL) under QEMU (TCG), loading spanalloc.ko"
+	@scripts/vm-run --kernel $(KERNEL) -- scripts/demo/guest
 
 bench: setup
 	@scripts/bench
