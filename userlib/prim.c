@@ -165,6 +165,23 @@ int _span_prim_free(void *span, size_t pages)
 	}
 }
 
+void *_span_prim_resize(void *span, size_t old_pages, size_t new_pages)
+{
+	void *p;
+
+	if (prim.backend != SPAN_BACKEND_MMAP) {
+		errno = EOPNOTSUPP;
+		return NULL;
+	}
+	if (!new_pages || new_pages > SIZE_MAX / prim.page_size) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	p = mremap(span, old_pages * prim.page_size,
+		   new_pages * prim.page_size, MREMAP_MAYMOVE);
+	return p == MAP_FAILED ? NULL : p;
+}
+
 bool _span_prim_in_arena(const void *p)
 {
 	uintptr_t a = (uintptr_t)p;

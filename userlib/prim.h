@@ -48,6 +48,14 @@ void *_span_prim_alloc(size_t pages, unsigned int size_class);
 /* Give back a span from _span_prim_alloc(). Returns 0 or -1 with errno. */
 int _span_prim_free(void *span, size_t pages);
 
+/*
+ * Grow or shrink a span from _span_prim_alloc() to @new_pages, moving its
+ * pages (never copying) if it must. Returns the span's new address, or
+ * NULL with errno (EOPNOTSUPP: the backend cannot, e.g. kernel).
+ * Only for large spans (class 0). Pages added are zeroed.
+ */
+void *_span_prim_resize(void *span, size_t old_pages, size_t new_pages);
+
 /* The arena of the kernel backend: is @p inside it? */
 bool _span_prim_in_arena(const void *p);
 

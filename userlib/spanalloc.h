@@ -11,6 +11,7 @@
 #define SPANALLOC_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -32,6 +33,63 @@ int span_pages_free(void *p, size_t pages);
 
 /* The backend in use: "kernel", "mmap", or "none" if none could start. */
 const char *span_backend(void);
+
+/* ---- the malloc family, as the C library's, prefixed span_ ---- */
+
+void *span_malloc(size_t size);
+void span_free(void *p);
+void *span_calloc(size_t n, size_t size);
+void *span_realloc(void *p, size_t size);
+void *span_reallocarray(void *p, size_t n, size_t size);
+int span_posix_memalign(void **out, size_t align, size_t size);
+void *span_aligned_alloc(size_t align, size_t size);
+void *span_memalign(size_t align, size_t size);
+void *span_valloc(size_t size);
+void *span_pvalloc(size_t size);
+size_t span_malloc_usable_size(const void *p);
+void span_free_sized(void *p, size_t size);
+void span_free_aligned_sized(void *p, size_t align, size_t size);
+
+/*
+ * Give back what can be given back now: the calling thread's cache, empty
+ * small spans and cached large spans, without waiting for their decay.
+ */
+void span_trim(void);
+
+/* ---- statistics ---- */
+
+/*
+ * A snapshot of the allocator, filled in by span_stats(). Byte counts are
+ * of whole spans unless the name says otherwise.
+ */
+struct span_stats {
+	const char *backend;		/* "kernel", "mmap" or "none" */
+	uint64_t mapped_bytes;		/* spans held from the backend now */
+	uint64_t mapped_peak;		/* most ever held at once */
+	uint64_t backend_allocs;	/* spans asked from the backend */
+	uint64_t backend_frees;		/* spans given back to it */
+	uint64_t backend_errors;	/* failed backend calls */
+	uint64_t small_spans;		/* spans of size classes */
+	uint64_t small_span_bytes;
+	uint64_t small_empty_spans;	/* all objects free, decaying */
+	uint64_t small_central_free_bytes; /* free objects in central */
+	uint64_t refills;		/* batches central -> thread caches */
+	uint64_t drains;		/* batches thread caches -> central */
+	uint64_t large_live;		/* large allocations in use */
+	uint64_t large_live_bytes;
+	uint64_t large_cached;		/* freed large spans kept for reuse */
+	uint64_t large_cached_bytes;
+	uint64_t large_allocs;		/* large allocations ever made */
+	uint64_t large_cache_hits;	/* ... served from the cache */
+	uint64_t threads;		/* threads that set up a cache */
+	uint64_t threads_exited;	/* ... and flushed it at exit */
+};
+
+/* Fill in @st. Thread-safe; takes the allocator's locks briefly. */
+void span_stats(struct span_stats *st);
+
+/* Write the statistics as text to file descriptor @fd (no malloc). */
+void span_stats_print(int fd);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,179 @@
+/*
+ * cache.c: the thread cache (Go's mcache, TCMalloc's ThreadCache): the slow
+ * paths behind the inline fast paths of internal.h.
+ *
+ * Each thread has, per size class, a bin: a singly-linked free list and
+ * its length, in initial-exec TLS (struct span_tcache _span_tc). malloc
+ * pops, free pushes: no lock, no atomic read-modify-write, no system call.
+ * When a bin is empty, _span_malloc_slow() refills it with a batch from
+ * central.c; when it grows past its max, _span_bin_overflow() drains a
+ * batch back. A bin's max starts at one batch and grows by a batch on each
+ * refill up to the class's cap (slow start), so idle classes hold little.
+ *
+ * A thread's cache starts zeroed (max 0), so its first free overflows and
+ * its first malloc misses: both land here and set the cache up, which
+ * registers the pthread key whose destructor hands everything back when
+ * the thread exits. After that the cache is DEAD: every free drains at
+ * once and every malloc takes one object straight from central.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+
+#include "internal.h"
+
+__thread struct span_tcache _span_tc;
+
+static pthread_key_t cache_key;
+static int cache_key_ok;
+
+static void bin_drain(unsigned int cls, struct span_bin *bin, uint32_t n)
+{
+	void *head = bin->head, *p = head;
+	uint32_t i;
+
+	if (!n)
+		return;
+	for (i = 1; i < n; i++)
+		p = *(void **)p;
+	bin->head = *(void **)p;
+	bin->count -= n;
+	_span_central_drain(cls, head, n);
+}
+
+static void cache_flush(struct span_tcache *tc)
+{
+	unsigned int cls;
+
+	for (cls = 1; cls < SPAN_NUM_CLASSES; cls++)
+		bin_drain(cls, &tc->bins[cls], tc->bins[cls].count);
+}
+
+static void cache_exit(void *arg)
+{
+	struct span_tcache *tc = arg;
+	unsigned int cls;
+
+	tc->state = SPAN_TC_DEAD;
+	for (cls = 0; cls < SPAN_NUM_CLASSES; cls++)
+		tc->bins[cls].max = 0;
+	cache_flush(tc);
+	span_add_relaxed(&_span_cnt.threads_exited, 1);
+}
+
+void _span_cache_key_init(void)
+{
+	if (pthread_key_create(&cache_key, cache_exit) == 0)
+		span_store_release(&cache_key_ok, 1);
+}
+
+static void cache_setup(struct span_tcache *tc)
+{
+	unsigned int cls;
+
+	for (cls = 1; cls < SPAN_NUM_CLASSES; cls++)
+		tc->bins[cls].max = _span_classes[cls].batch;
+	tc->state = SPAN_TC_LIVE;
+	span_add_relaxed(&_span_cnt.threads, 1);
+	/* May allocate (keys past the first 32): the cache works already. */
+	if (span_load_acquire(&cache_key_ok))
+		pthread_setspecific(cache_key, tc);
+}
+
+/* True when @tc may cache objects; sets it up on first use. */
+static bool cache_ready(struct span_tcache *tc)
+{
+	if (likely(tc->state == SPAN_TC_LIVE))
+		return true;
+	if (tc->state == SPAN_TC_UNINIT) {
+		cache_setup(tc);
+		return true;
+	}
+	return false;
+}
+
+SPAN_NOINLINE void *_span_alloc_class_slow(unsigned int cls)
+{
+	struct span_tcache *tc = &_span_tc;
+	struct span_bin *bin = &tc->bins[cls];
+	const struct span_class *sc = &_span_classes[cls];
+	void *chain, *p;
+	uint32_t n;
+
+	if (!cache_ready(tc)) {
+		if (!_span_central_refill(cls, 1, &chain)) {
+			errno = ENOMEM;
+			return NULL;
+		}
+		return chain;
+	}
+	if (bin->head) {	/* filled by a free before the cache was set up */
+		p = bin->head;
+		bin->head = *(void **)p;
+		bin->count--;
+		return p;
+	}
+	if (bin->max < sc->cap)
+		bin->max = bin->max + sc->batch < sc->cap ?
+			   bin->max + sc->batch : sc->cap;
+	n = _span_central_refill(cls, sc->batch, &chain);
+	if (!n) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	p = chain;
+	bin->head = *(void **)p;
+	bin->count = n - 1;
+	return p;
+}
+
+SPAN_NOINLINE void *_span_malloc_slow(size_t size)
+{
+	if (unlikely(!_span_ready) && !_span_init()) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	if (size > SPAN_SMALL_MAX)
+		return _span_large_alloc(size, SPAN_PAGE, false);
+	return _span_alloc_class_slow(_span_class_of[span_class_index(size)]);
+}
+
+SPAN_NOINLINE void _span_bin_overflow(unsigned int cls)
+{
+	struct span_tcache *tc = &_span_tc;
+	struct span_bin *bin = &tc->bins[cls];
+
+	if (!cache_ready(tc)) {
+		bin_drain(cls, bin, bin->count);
+		return;
+	}
+	if (bin->count > bin->max)
+		bin_drain(cls, bin, bin->count - bin->max +
+			  (_span_classes[cls].batch < bin->max ?
+			   _span_classes[cls].batch : bin->max) / 2);
+}
+
+SPAN_NOINLINE void _span_free_slow(void *p, const char *fn)
+{
+	uintptr_t a = (uintptr_t)p;
+	struct span *s;
+
+	if (!p)
+		return;
+	s = span_pagemap_get(a);
+	if (!s)
+		_span_invalid(fn, p, "not from this heap");
+	if (!s->cls) {
+		_span_large_free(s, p, fn);
+		return;
+	}
+	_span_invalid(fn, p, "interior pointer");
+}
+
+void _span_cache_flush(void)
+{
+	struct span_tcache *tc = &_span_tc;
+
+	if (tc->state != SPAN_TC_UNINIT)
+		cache_flush(tc);
+}

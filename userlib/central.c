@@ -1,0 +1,264 @@
+/*
+ * central.c: the central lists (Go's mcentral), one per size class, shared
+ * by every thread of the process.
+ *
+ * A class keeps its spans that have free objects (partial), and its spans
+ * whose objects are all free (empty), newest first. Thread caches refill
+ * and drain here in batches (struct span_class.batch objects), so the
+ * class lock is taken once per batch, never per malloc or free. A free
+ * from another thread than the allocating one costs nothing extra: it
+ * lands in the freeing thread's bin and comes back here with its batch,
+ * where the object returns to its own span's free list.
+ *
+ * An empty span is reused first (newest first); one left empty for
+ * SPANALLOC_DECAY_MS goes back to the backend, which unmaps its frames, so
+ * RSS drops. The decay runs on this file's slow paths and sweeps every
+ * class at most once per decay interval.
+ *
+ * Lock order: a class lock is never held while taking another lock of
+ * this library, except by the fork handler, which takes every class lock
+ * in class order, then large.c's, then the page map's, then the records'.
+ */
+#define _GNU_SOURCE
+#include <pthread.h>
+
+#include "internal.h"
+
+struct central {
+	pthread_mutex_t lock;
+	struct span_list partial;
+	struct span_list empty;
+	uint64_t spans;		/* spans of this class that exist */
+	uint64_t refills;
+	uint64_t drains;
+} __attribute__((aligned(64)));
+
+static struct central centrals[SPAN_NUM_CLASSES] = {
+	[0 ... SPAN_NUM_CLASSES - 1] = { .lock = PTHREAD_MUTEX_INITIALIZER },
+};
+
+static uint64_t last_sweep_ms;
+
+/* Move the empty spans of @c whose decay expired onto @out (lock held). */
+static void central_expire(struct central *c, uint64_t now, bool force,
+			   struct span_list *out)
+{
+	struct span *s;
+
+	while ((s = c->empty.last) &&
+	       (force || now - s->stamp_ms >= _span_opt.decay_ms)) {
+		_span_list_remove(&c->empty, s);
+		c->spans--;
+		_span_list_push(out, s);
+	}
+}
+
+static void release_all(struct span_list *l)
+{
+	struct span *s;
+
+	while ((s = l->first)) {
+		_span_list_remove(l, s);
+		_span_span_release(s);
+	}
+}
+
+/* Sweep every class once per decay interval (no lock held). */
+static void central_maybe_sweep(uint64_t now)
+{
+	uint64_t last = span_load_relaxed(&last_sweep_ms);
+
+	if (now - last < _span_opt.decay_ms ||
+	    !__atomic_compare_exchange_n(&last_sweep_ms, &last, now, false,
+					 __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		return;
+	_span_central_collect(false);
+}
+
+uint32_t _span_central_refill(unsigned int cls, uint32_t want, void **chain)
+{
+	const struct span_class *sc = &_span_classes[cls];
+	struct central *c = &centrals[cls];
+	void *head = NULL, **tailp = &head;
+	uint32_t n = 0;
+
+	pthread_mutex_lock(&c->lock);
+	while (n < want) {
+		struct span *s = c->partial.first;
+		uintptr_t end;
+
+		if (!s) {
+			s = c->empty.first;
+			if (s) {
+				_span_list_remove(&c->empty, s);
+			} else {
+				pthread_mutex_unlock(&c->lock);
+				s = _span_span_new(sc->pages, cls);
+				pthread_mutex_lock(&c->lock);
+				if (!s)
+					break;
+				c->spans++;
+			}
+			s->state = SPAN_STATE_PARTIAL;
+			_span_list_push(&c->partial, s);
+		}
+		while (n < want && s->free) {
+			void *obj = s->free;
+
+			s->free = *(void **)obj;
+			*tailp = obj;
+			tailp = obj;
+			s->nfree--;
+			n++;
+		}
+		end = s->base + (uintptr_t)s->nobjs * sc->size;
+		while (n < want && s->bump < end) {
+			void *obj = (void *)s->bump;
+
+			s->bump += sc->size;
+			*tailp = obj;
+			tailp = obj;
+			s->nfree--;
+			n++;
+		}
+		if (!s->nfree) {
+			_span_list_remove(&c->partial, s);
+			s->state = SPAN_STATE_FULL;
+		}
+	}
+	*tailp = NULL;
+	c->refills++;
+	pthread_mutex_unlock(&c->lock);
+	*chain = head;
+	return n;
+}
+
+/* Put @obj back into its span @s (class lock held). */
+static void span_put(struct central *c, struct span *s, void *obj,
+		     uint64_t *now)
+{
+	if (s->state != SPAN_STATE_FULL && s->state != SPAN_STATE_PARTIAL)
+		_span_invalid("free", obj, "double free");
+	if (s->free == obj || s->nfree >= s->nobjs)
+		_span_invalid("free", obj, "double free");
+	*(void **)obj = s->free;
+	s->free = obj;
+	if (s->state == SPAN_STATE_FULL) {
+		s->state = SPAN_STATE_PARTIAL;
+		_span_list_push(&c->partial, s);
+	}
+	if (++s->nfree == s->nobjs) {
+		_span_list_remove(&c->partial, s);
+		s->state = SPAN_STATE_EMPTY;
+		s->free = NULL;
+		s->bump = s->base;
+		if (!*now)
+			*now = _span_now_ms();
+		s->stamp_ms = *now;
+		_span_list_push(&c->empty, s);
+	}
+}
+
+void _span_central_drain(unsigned int cls, void *head, uint32_t n)
+{
+	struct central *c = &centrals[cls];
+	struct span_list dead = { 0 };
+	struct span *s = NULL;
+	uintptr_t lo = 0, hi = 0;
+	uint64_t now = 0;
+
+	pthread_mutex_lock(&c->lock);
+	while (n--) {
+		void *obj = head;
+		uintptr_t a = (uintptr_t)obj;
+
+		head = *(void **)obj;
+		if (a - lo >= hi - lo) {
+			s = span_pagemap_get(a);
+			if (!s || s->cls != cls)
+				_span_invalid("free", obj, "corrupted free list");
+			lo = s->base;
+			hi = s->base + s->pages * SPAN_PAGE;
+		}
+		span_put(c, s, obj, &now);
+	}
+	c->drains++;
+	if (c->empty.count) {
+		if (!now)
+			now = _span_now_ms();
+		central_expire(c, now, false, &dead);
+	}
+	pthread_mutex_unlock(&c->lock);
+	release_all(&dead);
+	if (now)
+		central_maybe_sweep(now);
+}
+
+void _span_central_collect(bool force)
+{
+	uint64_t now = _span_now_ms();
+	unsigned int cls;
+
+	for (cls = 1; cls < SPAN_NUM_CLASSES; cls++) {
+		struct central *c = &centrals[cls];
+		struct span_list dead = { 0 };
+
+		if (!span_load_relaxed(&c->empty.count))
+			continue;
+		if (force)
+			pthread_mutex_lock(&c->lock);
+		else if (pthread_mutex_trylock(&c->lock) != 0)
+			continue;
+		central_expire(c, now, force, &dead);
+		pthread_mutex_unlock(&c->lock);
+		release_all(&dead);
+	}
+}
+
+void _span_central_lock_all(void)
+{
+	unsigned int cls;
+
+	for (cls = 0; cls < SPAN_NUM_CLASSES; cls++)
+		pthread_mutex_lock(&centrals[cls].lock);
+}
+
+void _span_central_unlock_all(void)
+{
+	unsigned int cls = SPAN_NUM_CLASSES;
+
+	while (cls--)
+		pthread_mutex_unlock(&centrals[cls].lock);
+}
+
+void _span_central_reinit(void)
+{
+	unsigned int cls;
+
+	for (cls = 0; cls < SPAN_NUM_CLASSES; cls++)
+		pthread_mutex_init(&centrals[cls].lock, NULL);
+}
+
+void _span_central_stats(struct span_stats *st)
+{
+	unsigned int cls;
+
+	for (cls = 1; cls < SPAN_NUM_CLASSES; cls++) {
+		struct central *c = &centrals[cls];
+		const struct span_class *sc = &_span_classes[cls];
+		struct span *s;
+		uint64_t free_objs = 0;
+
+		pthread_mutex_lock(&c->lock);
+		for (s = c->partial.first; s; s = s->next)
+			free_objs += s->nfree;
+		st->small_spans += c->spans;
+		st->small_span_bytes += c->spans * sc->pages * SPAN_PAGE;
+		st->small_empty_spans += c->empty.count;
+		st->small_central_free_bytes += (free_objs +
+			c->empty.count * (uint64_t)sc->nobjs) * sc->size;
+		st->refills += c->refills;
+		st->drains += c->drains;
+		pthread_mutex_unlock(&c->lock);
+	}
+}

@@ -1,0 +1,105 @@
+/*
+ * init.c: process-wide start-up, fork handlers and the time source.
+ *
+ * Init runs at load (a constructor) or on the first malloc, whichever
+ * comes first, possibly before main() and from other libraries'
+ * constructors. It calls nothing that allocates before the allocator
+ * works: getenv() for the options, the backend's open/ioctl/mmap, and
+ * table set-up. Only once _span_ready is set does it register the thread
+ * exit key and the fork handlers (glibc may allocate there; by then that
+ * allocation is served normally). Threads that raced with init wait on
+ * init_lock.
+ *
+ * fork(): the prepare handler takes every lock of the library (init, then
+ * the order documented in central.c), so the child never inherits a lock
+ * held by a thread that does not exist there; the child re-initialises
+ * them, the parent unlocks. Other threads' caches are simply lost in the
+ * child, like their stacks.
+ */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <time.h>
+
+#include "internal.h"
+#include "prim.h"
+
+int _span_ready;
+
+static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
+static int hooks_done;
+
+uint64_t _span_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void fork_prepare(void)
+{
+	pthread_mutex_lock(&init_lock);
+	_span_central_lock_all();
+	_span_large_lock();
+	_span_pagemap_lock();
+	_span_span_lock();
+}
+
+static void fork_parent(void)
+{
+	_span_span_unlock();
+	_span_pagemap_unlock();
+	_span_large_unlock();
+	_span_central_unlock_all();
+	pthread_mutex_unlock(&init_lock);
+}
+
+static void fork_child(void)
+{
+	_span_span_reinit();
+	_span_pagemap_reinit();
+	_span_large_reinit();
+	_span_central_reinit();
+	pthread_mutex_init(&init_lock, NULL);
+	_span_prim_after_fork_child();
+}
+
+/* Registrations that may allocate: only once the allocator works. */
+static void init_hooks(void)
+{
+	if (__atomic_exchange_n(&hooks_done, 1, __ATOMIC_ACQ_REL))
+		return;
+	_span_cache_key_init();
+	pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+bool _span_init(void)
+{
+	if (span_load_acquire(&_span_ready))
+		return true;
+	pthread_mutex_lock(&init_lock);
+	if (!_span_ready) {
+		_span_options_init();
+		if (_span_prim_init() == SPAN_BACKEND_NONE) {
+			pthread_mutex_unlock(&init_lock);
+			return false;
+		}
+		if (_span_prim_page_size() != SPAN_PAGE)
+			_span_fatal("page size is not 4 KiB");
+		_span_sizeclass_init();
+		span_store_release(&_span_ready, 1);
+	}
+	pthread_mutex_unlock(&init_lock);
+	init_hooks();
+	return true;
+}
+
+__attribute__((constructor)) static void span_init_at_load(void)
+{
+	_span_init();
+}
+
+__attribute__((destructor)) static void span_fini(void)
+{
+	_span_stats_at_exit();
+}

@@ -1,0 +1,354 @@
+/*
+ * internal.h: libspanalloc's types, cross-file prototypes and the inline
+ * fast paths of malloc() and free(). README.md teaches the tiers; this is
+ * the map of who owns what.
+ *
+ * Glossary
+ *   span     a run of whole pages from the backend (prim.h). A small span
+ *            holds objects of one size class; a large span holds one
+ *            allocation above SPANALLOC_SMALL_MAX.
+ *   record   struct span: metadata of one span, kept in its own guarded
+ *            mappings (span.c), never next to user data.
+ *   page map address -> record, two-level radix table (pagemap.c).
+ *   bin      one size class of a thread cache: a free list and its count.
+ *   central  one size class shared by all threads: spans with free objects,
+ *            empty spans waiting to decay (central.c).
+ *
+ * Invariants
+ *   - Every page of a live small span maps to its record; a large span maps
+ *     only the page of the pointer it handed out (span->user).
+ *   - An object is in exactly one place: handed out, in one bin, in its
+ *     span's free list, or in the span's never-used tail (>= span->bump).
+ *   - span->nfree counts the free-list and tail objects; nfree == nobjs
+ *     means empty, nfree == 0 means full (on no central list).
+ *   - Bins and their objects are touched only by the owning thread;
+ *     everything in central is under that class's lock.
+ */
+#ifndef SPANALLOC_INTERNAL_H
+#define SPANALLOC_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "spanalloc_classes.h"
+#include "spanalloc.h"
+
+#define SPAN_API	__attribute__((visibility("default")))
+#define SPAN_NOINLINE	__attribute__((noinline))
+#define SPAN_COLD	__attribute__((cold, noinline))
+#define likely(x)	__builtin_expect(!!(x), 1)
+#define unlikely(x)	__builtin_expect(!!(x), 0)
+
+/* Atomics: the memory order is part of the name. */
+#define span_load_relaxed(p)		__atomic_load_n((p), __ATOMIC_RELAXED)
+#define span_load_acquire(p)		__atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define span_store_relaxed(p, v)	__atomic_store_n((p), (v), __ATOMIC_RELAXED)
+#define span_store_release(p, v)	__atomic_store_n((p), (v), __ATOMIC_RELEASE)
+#define span_add_relaxed(p, v)		__atomic_add_fetch((p), (v), __ATOMIC_RELAXED)
+#define span_sub_relaxed(p, v)		__atomic_sub_fetch((p), (v), __ATOMIC_RELAXED)
+
+#define SPAN_PAGE_SHIFT		12
+#define SPAN_PAGE		((size_t)1 << SPAN_PAGE_SHIFT)
+#define SPAN_SMALL_MAX		SPANALLOC_SMALL_MAX
+#define SPAN_NUM_CLASSES	SPANALLOC_NUM_CLASSES
+#define SPAN_MIN_ALIGN		16
+
+/* ---------------------------------------------------------------------
+ * Types
+ * ------------------------------------------------------------------- */
+
+enum span_state {
+	SPAN_STATE_FREE = 0,	/* record unused */
+	SPAN_STATE_FULL,	/* small, every object out */
+	SPAN_STATE_PARTIAL,	/* small, on central partial list */
+	SPAN_STATE_EMPTY,	/* small, every object free, decaying */
+	SPAN_STATE_LARGE,	/* large, handed out */
+	SPAN_STATE_CACHED,	/* large, in the large cache, decaying */
+};
+
+struct span {
+	/* Read by free()'s fast path: keep first. */
+	uintptr_t base;		/* first byte of the span */
+	uint64_t magic;		/* off % size == 0 iff off * magic < magic; 0: large */
+	uint32_t cls;		/* size class, 0 for large */
+	uint32_t state;		/* enum span_state */
+	/* Small spans: under the class's central lock. */
+	void *free;		/* objects given back to this span */
+	uintptr_t bump;		/* first never-used object */
+	uint32_t nfree;		/* free objects: free list + tail */
+	uint32_t nobjs;
+	/* Both kinds. */
+	size_t pages;
+	struct span *next;	/* list links: central, large cache, records */
+	struct span *prev;
+	uint64_t stamp_ms;	/* when it became empty or cached */
+	uintptr_t user;		/* large: the pointer handed out */
+};
+
+struct span_list {
+	struct span *first;
+	struct span *last;
+	size_t count;
+};
+
+/* Per size class, fixed at init from SPANALLOC_CLASS_TABLE_INIT. */
+struct span_class {
+	uint32_t size;
+	uint32_t pages;
+	uint32_t nobjs;
+	uint32_t batch;		/* objects moved per refill/drain */
+	uint32_t cap;		/* most objects a bin keeps */
+	uint32_t pad;
+	uint64_t magic;
+};
+
+struct span_bin {
+	void *head;
+	uint32_t count;
+	uint32_t max;		/* count above this drains; 0 before init */
+};
+
+enum span_tc_state {
+	SPAN_TC_UNINIT = 0,
+	SPAN_TC_LIVE,
+	SPAN_TC_DEAD,		/* thread exiting: no caching any more */
+};
+
+struct span_tcache {
+	struct span_bin bins[SPAN_NUM_CLASSES];
+	uint32_t state;
+};
+
+/* ---------------------------------------------------------------------
+ * sizeclass.c
+ * ------------------------------------------------------------------- */
+
+/* Indexed by span_class_index(); all zero (class 0) until init. */
+#define SPAN_CLASS_INDEX_MAX	((SPAN_SMALL_MAX + 127 + (120 << 7)) >> 7)
+extern uint8_t _span_class_of[SPAN_CLASS_INDEX_MAX + 1];
+extern struct span_class _span_classes[SPAN_NUM_CLASSES];
+
+void _span_sizeclass_init(void);
+/* Smallest class holding @size with objects aligned to @align (<= page). */
+unsigned int _span_class_aligned(size_t size, size_t align);
+
+static inline size_t span_class_index(size_t size)
+{
+	return size <= 1024 ? (size + 7) >> 3 : (size + 127 + (120 << 7)) >> 7;
+}
+
+/* ---------------------------------------------------------------------
+ * pagemap.c
+ * ------------------------------------------------------------------- */
+
+#define SPAN_PM_LEAF_BITS	18
+#define SPAN_PM_ROOT_BITS	(47 - SPAN_PAGE_SHIFT - SPAN_PM_LEAF_BITS)
+#define SPAN_PM_LEAF_SHIFT	(SPAN_PAGE_SHIFT + SPAN_PM_LEAF_BITS)
+
+extern struct span **_span_pagemap_root[1UL << SPAN_PM_ROOT_BITS];
+
+/* Map pages [@addr, @addr + @pages pages) to @s (NULL to unmap). */
+int _span_pagemap_set(uintptr_t addr, size_t pages, struct span *s);
+void _span_pagemap_lock(void);
+void _span_pagemap_unlock(void);
+void _span_pagemap_reinit(void);
+
+static inline struct span *span_pagemap_get(uintptr_t a)
+{
+	uintptr_t i = a >> SPAN_PM_LEAF_SHIFT;
+	struct span **leaf;
+
+	if (unlikely(i >= (1UL << SPAN_PM_ROOT_BITS)))
+		return NULL;
+	leaf = span_load_acquire(&_span_pagemap_root[i]);
+	if (unlikely(!leaf))
+		return NULL;
+	return span_load_relaxed(&leaf[(a >> SPAN_PAGE_SHIFT) &
+				      ((1UL << SPAN_PM_LEAF_BITS) - 1)]);
+}
+
+/* ---------------------------------------------------------------------
+ * span.c: records and spans from the backend
+ * ------------------------------------------------------------------- */
+
+/* A span of @pages pages for class @cls with its record; NULL + errno. */
+struct span *_span_span_new(size_t pages, unsigned int cls);
+/* Unmap from the page map, give back to the backend, free the record. */
+void _span_span_release(struct span *s);
+void _span_span_lock(void);
+void _span_span_unlock(void);
+void _span_span_reinit(void);
+/* Mappings for allocator metadata, with guard pages; never user data. */
+void *_span_meta_map(size_t bytes);
+
+void _span_list_push(struct span_list *l, struct span *s);
+void _span_list_remove(struct span_list *l, struct span *s);
+
+/* ---------------------------------------------------------------------
+ * central.c
+ * ------------------------------------------------------------------- */
+
+/* Up to @want objects of @cls as a NULL-terminated chain; 0 on ENOMEM. */
+uint32_t _span_central_refill(unsigned int cls, uint32_t want, void **chain);
+/* Give back @n objects of @cls chained from @head. */
+void _span_central_drain(unsigned int cls, void *head, uint32_t n);
+/* Release empty spans whose decay expired (all of them if @force). */
+void _span_central_collect(bool force);
+void _span_central_lock_all(void);
+void _span_central_unlock_all(void);
+void _span_central_reinit(void);
+void _span_central_stats(struct span_stats *st);
+
+/* ---------------------------------------------------------------------
+ * cache.c: the thread cache's slow paths
+ * ------------------------------------------------------------------- */
+
+extern __thread struct span_tcache _span_tc;
+
+void *_span_malloc_slow(size_t size);
+void *_span_alloc_class_slow(unsigned int cls);
+void _span_free_slow(void *p, const char *fn);
+void _span_bin_overflow(unsigned int cls);
+void _span_cache_key_init(void);
+/* Hand the calling thread's cached objects back to central. */
+void _span_cache_flush(void);
+
+/* ---------------------------------------------------------------------
+ * large.c
+ * ------------------------------------------------------------------- */
+
+void *_span_large_alloc(size_t size, size_t align, bool zero);
+void _span_large_free(struct span *s, void *p, const char *fn);
+size_t _span_large_usable(const struct span *s);
+/* Resize in place (or by moving pages without copying); NULL if not. */
+void *_span_large_resize(struct span *s, void *p, size_t size);
+void _span_large_collect(bool force);
+void _span_large_lock(void);
+void _span_large_unlock(void);
+void _span_large_reinit(void);
+void _span_large_stats(struct span_stats *st);
+
+/* ---------------------------------------------------------------------
+ * alloc.c: the malloc family (internal entry points of override.c)
+ * ------------------------------------------------------------------- */
+
+void *_span_calloc(size_t n, size_t size);
+void *_span_realloc(void *p, size_t size);
+void *_span_reallocarray(void *p, size_t n, size_t size);
+int _span_posix_memalign(void **out, size_t align, size_t size);
+void *_span_aligned_alloc(size_t align, size_t size);
+void *_span_memalign(size_t align, size_t size);
+void *_span_valloc(size_t size);
+void *_span_pvalloc(size_t size);
+size_t _span_usable_size(const void *p);
+
+/* ---------------------------------------------------------------------
+ * misuse.c
+ * ------------------------------------------------------------------- */
+
+/* "spanalloc: @fn(): invalid pointer 0x... (@why)" on stderr, abort(). */
+__attribute__((noreturn, cold))
+void _span_invalid(const char *fn, const void *p, const char *why);
+/* "spanalloc: @msg" on stderr, abort(). */
+__attribute__((noreturn, cold)) void _span_fatal(const char *msg);
+/* Write @s to @fd with write(2). */
+void _span_write_str(int fd, const char *s);
+
+/* ---------------------------------------------------------------------
+ * options.c
+ * ------------------------------------------------------------------- */
+
+struct span_options {
+	bool stats;			/* SPANALLOC_STATS: print at exit */
+	uint64_t decay_ms;		/* SPANALLOC_DECAY_MS */
+	size_t large_cache_bytes;	/* SPANALLOC_LARGE_CACHE_MB */
+	size_t large_cache_spans;	/* SPANALLOC_LARGE_CACHE_SPANS */
+};
+
+extern struct span_options _span_opt;
+void _span_options_init(void);
+
+/* ---------------------------------------------------------------------
+ * stats.c: counters kept off the fast paths
+ * ------------------------------------------------------------------- */
+
+struct span_counters {
+	uint64_t prim_allocs;
+	uint64_t prim_frees;
+	uint64_t prim_errors;
+	uint64_t mapped_bytes;
+	uint64_t mapped_peak;
+	uint64_t threads;
+	uint64_t threads_exited;
+};
+
+extern struct span_counters _span_cnt;
+void _span_stats_mapped(int64_t delta);
+void _span_stats_at_exit(void);
+
+/* ---------------------------------------------------------------------
+ * init.c
+ * ------------------------------------------------------------------- */
+
+extern int _span_ready;		/* 1 once the process-wide init is done */
+/* Returns true when the allocator works (backend up). */
+bool _span_init(void);
+uint64_t _span_now_ms(void);
+
+/* ---------------------------------------------------------------------
+ * The fast paths, inlined into alloc.c and override.c
+ * ------------------------------------------------------------------- */
+
+static inline void *span_bin_pop(unsigned int cls)
+{
+	struct span_bin *bin = &_span_tc.bins[cls];
+	void *p = bin->head;
+
+	if (unlikely(!p))
+		return _span_alloc_class_slow(cls);
+	bin->head = *(void **)p;
+	bin->count--;
+	return p;
+}
+
+static inline void *span_malloc_inline(size_t size)
+{
+	struct span_bin *bin;
+	unsigned int cls;
+	void *p;
+
+	if (unlikely(size > SPAN_SMALL_MAX))
+		return _span_malloc_slow(size);
+	cls = _span_class_of[span_class_index(size)];
+	bin = &_span_tc.bins[cls];
+	p = bin->head;
+	if (unlikely(!p))
+		return _span_malloc_slow(size);
+	bin->head = *(void **)p;
+	bin->count--;
+	return p;
+}
+
+static inline void span_free_inline(void *p, const char *fn)
+{
+	uintptr_t a = (uintptr_t)p;
+	struct span *s = span_pagemap_get(a);
+	struct span_bin *bin;
+
+	/* NULL, foreign, large, and interior pointers go the slow way. */
+	if (unlikely(!s) || unlikely((a - s->base) * s->magic >= s->magic)) {
+		_span_free_slow(p, fn);
+		return;
+	}
+	bin = &_span_tc.bins[s->cls];
+	if (unlikely(p == bin->head))
+		_span_invalid(fn, p, "double free");
+	*(void **)p = bin->head;
+	bin->head = p;
+	if (unlikely(++bin->count > bin->max))
+		_span_bin_overflow(s->cls);
+}
+
+#endif /* SPANALLOC_INTERNAL_H */

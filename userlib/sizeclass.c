@@ -1,0 +1,67 @@
+/*
+ * sizeclass.c: size classes — the table generated into
+ * uapi/spanalloc_classes.h (scripts/gen-size-classes) turned into what the
+ * fast paths need: a request size -> class lookup table (no division, no
+ * search), and per class the batch sizes of the thread cache and the
+ * divisibility constant free() uses to reject interior pointers.
+ */
+#include <stdint.h>
+
+#include "internal.h"
+
+uint8_t _span_class_of[SPAN_CLASS_INDEX_MAX + 1];
+struct span_class _span_classes[SPAN_NUM_CLASSES];
+
+static const uint32_t class_table[SPAN_NUM_CLASSES][2] =
+	SPANALLOC_CLASS_TABLE_INIT;
+
+static uint32_t clamp_u32(uint32_t v, uint32_t lo, uint32_t hi)
+{
+	return v < lo ? lo : v > hi ? hi : v;
+}
+
+/*
+ * Fill the tables. Called once from _span_init() before _span_ready is
+ * set; until then every lookup yields class 0, whose bin is always empty,
+ * so the fast path falls into the slow path, which runs init.
+ */
+void _span_sizeclass_init(void)
+{
+	unsigned int cls = 1;
+	size_t size, i;
+
+	for (i = 1; i < SPAN_NUM_CLASSES; i++) {
+		struct span_class *c = &_span_classes[i];
+
+		c->size = class_table[i][0];
+		c->pages = class_table[i][1];
+		c->nobjs = (uint32_t)((c->pages * SPAN_PAGE) / c->size);
+		/* Lemire: off % size == 0 iff off * magic < magic, off < 2^32. */
+		c->magic = UINT64_MAX / c->size + 1;
+		c->batch = clamp_u32(32768 / c->size, 2, 64);
+		c->cap = clamp_u32(65536 / c->size, 2 * c->batch, 512);
+	}
+	for (size = 0; size <= SPAN_SMALL_MAX; size += 8) {
+		while (_span_classes[cls].size < (size ? size : 1))
+			cls++;
+		/* Several sizes share an index above 1 KiB: keep the largest. */
+		_span_class_of[span_class_index(size)] = (uint8_t)cls;
+	}
+	/* Index 0 is malloc(0): the smallest class. */
+	_span_class_of[0] = 1;
+}
+
+unsigned int _span_class_aligned(size_t size, size_t align)
+{
+	unsigned int cls;
+
+	if (size > SPAN_SMALL_MAX || align > SPAN_PAGE)
+		return 0;
+	for (cls = 1; cls < SPAN_NUM_CLASSES; cls++) {
+		const struct span_class *c = &_span_classes[cls];
+
+		if (c->size >= size && !(c->size & (align - 1)))
+			return cls;
+	}
+	return 0;
+}

@@ -1,0 +1,87 @@
+/*
+ * stats.c: statistics. Counters are only touched on slow paths (backend
+ * calls, batches, large allocations), never per malloc or free, so the
+ * fast paths stay lean; span_stats() gathers them with the per-class and
+ * large-cache numbers, span_stats_print() formats them without malloc.
+ */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+#include "prim.h"
+
+struct span_counters _span_cnt;
+
+void _span_stats_mapped(int64_t delta)
+{
+	uint64_t now = span_add_relaxed(&_span_cnt.mapped_bytes,
+					(uint64_t)delta);
+	uint64_t peak = span_load_relaxed(&_span_cnt.mapped_peak);
+
+	while (now > peak &&
+	       !__atomic_compare_exchange_n(&_span_cnt.mapped_peak, &peak, now,
+					    true, __ATOMIC_RELAXED,
+					    __ATOMIC_RELAXED))
+		;
+}
+
+SPAN_API void span_stats(struct span_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->backend = _span_prim_backend_name(_span_prim_backend());
+	st->mapped_bytes = span_load_relaxed(&_span_cnt.mapped_bytes);
+	st->mapped_peak = span_load_relaxed(&_span_cnt.mapped_peak);
+	st->backend_allocs = span_load_relaxed(&_span_cnt.prim_allocs);
+	st->backend_frees = span_load_relaxed(&_span_cnt.prim_frees);
+	st->backend_errors = span_load_relaxed(&_span_cnt.prim_errors);
+	st->threads = span_load_relaxed(&_span_cnt.threads);
+	st->threads_exited = span_load_relaxed(&_span_cnt.threads_exited);
+	if (!_span_ready)
+		return;
+	_span_central_stats(st);
+	_span_large_stats(st);
+}
+
+#define KIB(x)	((unsigned long long)(x) >> 10)
+
+SPAN_API void span_stats_print(int fd)
+{
+	struct span_stats st;
+	char buf[1024];
+	int n;
+
+	span_stats(&st);
+	n = snprintf(buf, sizeof(buf),
+		"spanalloc: backend %s\n"
+		"spanalloc: mapped %llu KiB (peak %llu KiB), backend spans "
+		"%llu allocated, %llu freed, %llu errors\n"
+		"spanalloc: small: %llu spans (%llu KiB), %llu empty, "
+		"%llu KiB free in central, %llu refills, %llu drains\n"
+		"spanalloc: large: %llu live (%llu KiB), %llu cached "
+		"(%llu KiB), %llu allocated, %llu from cache\n"
+		"spanalloc: threads: %llu caches, %llu exited\n",
+		st.backend, KIB(st.mapped_bytes), KIB(st.mapped_peak),
+		(unsigned long long)st.backend_allocs,
+		(unsigned long long)st.backend_frees,
+		(unsigned long long)st.backend_errors,
+		(unsigned long long)st.small_spans, KIB(st.small_span_bytes),
+		(unsigned long long)st.small_empty_spans,
+		KIB(st.small_central_free_bytes),
+		(unsigned long long)st.refills, (unsigned long long)st.drains,
+		(unsigned long long)st.large_live, KIB(st.large_live_bytes),
+		(unsigned long long)st.large_cached,
+		KIB(st.large_cached_bytes),
+		(unsigned long long)st.large_allocs,
+		(unsigned long long)st.large_cache_hits,
+		(unsigned long long)st.threads,
+		(unsigned long long)st.threads_exited);
+	if (n > 0)
+		_span_write_str(fd, buf);
+}
+
+void _span_stats_at_exit(void)
+{
+	if (_span_opt.stats)
+		span_stats_print(2);
+}
