@@ -107,12 +107,15 @@ SPAN_NOINLINE void *_span_alloc_class_slow(unsigned int cls)
 		}
 		return chain;
 	}
-	if (bin->head) {	/* filled by a free before the cache was set up */
+	if (bin->count) {	/* filled by a free before the cache was set up */
 		p = bin->head;
 		bin->head = *(void **)p;
 		bin->count--;
 		return p;
 	}
+	/* Empty by count but not by link: a free list made into a cycle. */
+	if (unlikely(bin->head))
+		_span_invalid("free", bin->head, "double free");
 	if (bin->max < sc->cap)
 		bin->max = bin->max + sc->batch < sc->cap ?
 			   bin->max + sc->batch : sc->cap;

@@ -39,6 +39,31 @@ static struct central centrals[SPAN_NUM_CLASSES] = {
 
 static uint64_t last_sweep_ms;
 
+static uint32_t obj_index(const struct span *s, uintptr_t a)
+{
+	return (uint32_t)(((uint64_t)(a - s->base) *
+			   _span_classes[s->cls].divmul) >> 32);
+}
+
+/* Object @a of @s leaves central: its bit goes from 1 to 0. */
+static void freemap_take(struct span *s, uintptr_t a)
+{
+	uint32_t i = obj_index(s, a);
+
+	s->freemap[i / 64] &= ~(1ULL << (i % 64));
+}
+
+/* Object @a comes back: a bit already 1 means it was freed twice. */
+static void freemap_put(struct span *s, uintptr_t a)
+{
+	uint32_t i = obj_index(s, a);
+	uint64_t bit = 1ULL << (i % 64);
+
+	if (s->freemap[i / 64] & bit)
+		_span_invalid("free", (void *)a, "double free");
+	s->freemap[i / 64] |= bit;
+}
+
 /* Move the empty spans of @c whose decay expired onto @out (lock held). */
 static void central_expire(struct central *c, uint64_t now, bool force,
 			   struct span_list *out)
@@ -106,6 +131,7 @@ uint32_t _span_central_refill(unsigned int cls, uint32_t want, void **chain)
 			void *obj = s->free;
 
 			s->free = *(void **)obj;
+			freemap_take(s, (uintptr_t)obj);
 			*tailp = obj;
 			tailp = obj;
 			s->nfree--;
@@ -116,6 +142,7 @@ uint32_t _span_central_refill(unsigned int cls, uint32_t want, void **chain)
 			void *obj = (void *)s->bump;
 
 			s->bump += sc->size;
+			freemap_take(s, (uintptr_t)obj);
 			*tailp = obj;
 			tailp = obj;
 			s->nfree--;
@@ -141,6 +168,7 @@ static void span_put(struct central *c, struct span *s, void *obj,
 		_span_invalid("free", obj, "double free");
 	if (s->free == obj || s->nfree >= s->nobjs)
 		_span_invalid("free", obj, "double free");
+	freemap_put(s, (uintptr_t)obj);
 	*(void **)obj = s->free;
 	s->free = obj;
 	if (s->state == SPAN_STATE_FULL) {

@@ -19,6 +19,7 @@
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "internal.h"
 #include "prim.h"
@@ -80,6 +81,7 @@ bool _span_init(void)
 	pthread_mutex_lock(&init_lock);
 	if (!_span_ready) {
 		_span_options_init();
+		_span_stats_init();
 		if (_span_prim_init() == SPAN_BACKEND_NONE) {
 			pthread_mutex_unlock(&init_lock);
 			return false;
@@ -90,13 +92,16 @@ bool _span_init(void)
 		span_store_release(&_span_ready, 1);
 	}
 	pthread_mutex_unlock(&init_lock);
-	init_hooks();
+	/* No environ yet: libc is not initialised; the constructor will. */
+	if (environ)
+		init_hooks();
 	return true;
 }
 
 __attribute__((constructor)) static void span_init_at_load(void)
 {
-	_span_init();
+	if (_span_init())
+		init_hooks();
 }
 
 __attribute__((destructor)) static void span_fini(void)

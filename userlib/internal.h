@@ -79,6 +79,7 @@ struct span {
 	uintptr_t bump;		/* first never-used object */
 	uint32_t nfree;		/* free objects: free list + tail */
 	uint32_t nobjs;
+	uint64_t *freemap;	/* bit per object: 1 = not handed out */
 	/* Both kinds. */
 	size_t pages;
 	struct span *next;	/* list links: central, large cache, records */
@@ -100,7 +101,7 @@ struct span_class {
 	uint32_t nobjs;
 	uint32_t batch;		/* objects moved per refill/drain */
 	uint32_t cap;		/* most objects a bin keeps */
-	uint32_t pad;
+	uint32_t divmul;	/* off / size == (off * divmul) >> 32 */
 	uint64_t magic;
 };
 
@@ -182,6 +183,9 @@ void _span_span_unlock(void);
 void _span_span_reinit(void);
 /* Mappings for allocator metadata, with guard pages; never user data. */
 void *_span_meta_map(size_t bytes);
+
+/* Mark every object of small span @s free in its bitmap. */
+void _span_freemap_fill(struct span *s);
 
 void _span_list_push(struct span_list *l, struct span *s);
 void _span_list_remove(struct span_list *l, struct span *s);
@@ -269,6 +273,8 @@ struct span_options {
 
 extern struct span_options _span_opt;
 void _span_options_init(void);
+/* getenv() that also works before libc has set environ up. */
+const char *_span_env(const char *name);
 
 /* ---------------------------------------------------------------------
  * stats.c: counters kept off the fast paths
@@ -286,6 +292,7 @@ struct span_counters {
 
 extern struct span_counters _span_cnt;
 void _span_stats_mapped(int64_t delta);
+void _span_stats_init(void);
 void _span_stats_at_exit(void);
 
 /* ---------------------------------------------------------------------
@@ -304,10 +311,11 @@ uint64_t _span_now_ms(void);
 static inline void *span_bin_pop(unsigned int cls)
 {
 	struct span_bin *bin = &_span_tc.bins[cls];
-	void *p = bin->head;
+	void *p;
 
-	if (unlikely(!p))
+	if (unlikely(!bin->count))
 		return _span_alloc_class_slow(cls);
+	p = bin->head;
 	bin->head = *(void **)p;
 	bin->count--;
 	return p;
@@ -323,9 +331,10 @@ static inline void *span_malloc_inline(size_t size)
 		return _span_malloc_slow(size);
 	cls = _span_class_of[span_class_index(size)];
 	bin = &_span_tc.bins[cls];
-	p = bin->head;
-	if (unlikely(!p))
+	/* The count, not the head, says empty: a double free's cycle ends. */
+	if (unlikely(!bin->count))
 		return _span_malloc_slow(size);
+	p = bin->head;
 	bin->head = *(void **)p;
 	bin->count--;
 	return p;

@@ -30,10 +30,15 @@ static struct {
 	size_t page_size;
 } prim = { .once = PTHREAD_ONCE_INIT, .fd = -1 };
 
-/* Env lookup that does not allocate (safe before malloc works). */
+/*
+ * Env lookup that does not allocate (safe before malloc works), and works
+ * before libc has set environ up (options.c).
+ */
+const char *_span_env(const char *name);
+
 static const char *prim_env(const char *name)
 {
-	return getenv(name);
+	return _span_env(name);
 }
 
 static bool prim_kernel_start(void)

@@ -38,6 +38,7 @@ void _span_sizeclass_init(void)
 		c->nobjs = (uint32_t)((c->pages * SPAN_PAGE) / c->size);
 		/* Lemire: off % size == 0 iff off * magic < magic, off < 2^32. */
 		c->magic = UINT64_MAX / c->size + 1;
+		c->divmul = UINT32_MAX / c->size + 1;
 		c->batch = clamp_u32(32768 / c->size, 2, 64);
 		c->cap = clamp_u32(65536 / c->size, 2 * c->batch, 512);
 	}

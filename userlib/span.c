@@ -1,8 +1,12 @@
 /*
- * span.c: span records and spans. Records (struct span) live in their own
- * mappings, fenced by PROT_NONE guard pages, so an overflow out of user
- * data cannot reach them; spans themselves come from the backend (prim.h)
- * and are entered into the page map here.
+ * span.c: span records and spans. Records (struct span) and the free
+ * bitmaps of small spans live in their own mappings, fenced by PROT_NONE
+ * guard pages, so an overflow out of user data cannot reach them; spans
+ * themselves come from the backend (prim.h) and are entered into the page
+ * map here.
+ *
+ * Metadata blocks come from a tiny slab: sizes in 16-byte steps up to
+ * META_MAX, one free list each, carved from 64 KiB guarded chunks.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -12,11 +16,19 @@
 #include "internal.h"
 #include "prim.h"
 
-#define RECORD_CHUNK	(64 * 1024)
+#define META_CHUNK	(64 * 1024)
+#define META_STEP	16
+#define META_MAX	256
+
+struct meta_free {
+	struct meta_free *next;
+};
 
 static struct {
 	pthread_mutex_t lock;
-	struct span *free;		/* unused records */
+	struct meta_free *free[META_MAX / META_STEP + 1];
+	char *bump;
+	char *end;
 } records = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 void *_span_meta_map(size_t bytes)
@@ -34,43 +46,78 @@ void *_span_meta_map(size_t bytes)
 	return p + SPAN_PAGE;
 }
 
-static struct span *record_alloc(void)
+static void *meta_alloc(size_t bytes)
 {
-	struct span *s;
+	size_t i = (bytes + META_STEP - 1) / META_STEP;
+	void *p;
 
 	pthread_mutex_lock(&records.lock);
-	if (!records.free) {
-		struct span *chunk = _span_meta_map(RECORD_CHUNK);
-		size_t i, n = RECORD_CHUNK / sizeof(*chunk);
+	p = records.free[i];
+	if (p) {
+		records.free[i] = records.free[i]->next;
+	} else {
+		if ((size_t)(records.end - records.bump) < i * META_STEP) {
+			records.bump = _span_meta_map(META_CHUNK);
+			if (!records.bump) {
+				records.end = NULL;
+				pthread_mutex_unlock(&records.lock);
+				errno = ENOMEM;
+				return NULL;
+			}
+			records.end = records.bump + META_CHUNK;
+		}
+		p = records.bump;
+		records.bump += i * META_STEP;
+	}
+	pthread_mutex_unlock(&records.lock);
+	return p;
+}
 
-		if (!chunk) {
-			pthread_mutex_unlock(&records.lock);
-			errno = ENOMEM;
+static void meta_free(void *p, size_t bytes)
+{
+	size_t i = (bytes + META_STEP - 1) / META_STEP;
+	struct meta_free *m = p;
+
+	pthread_mutex_lock(&records.lock);
+	m->next = records.free[i];
+	records.free[i] = m;
+	pthread_mutex_unlock(&records.lock);
+}
+
+static size_t freemap_bytes(unsigned int cls)
+{
+	return ((_span_classes[cls].nobjs + 63) / 64) * sizeof(uint64_t);
+}
+
+static struct span *record_alloc(unsigned int cls)
+{
+	struct span *s = meta_alloc(sizeof(*s));
+	uint64_t *map = NULL;
+
+	if (!s)
+		return NULL;
+	if (cls) {
+		map = meta_alloc(freemap_bytes(cls));
+		if (!map) {
+			meta_free(s, sizeof(*s));
 			return NULL;
 		}
-		for (i = 0; i < n; i++) {
-			chunk[i].next = records.free;
-			records.free = &chunk[i];
-		}
 	}
-	s = records.free;
-	records.free = s->next;
-	pthread_mutex_unlock(&records.lock);
+	s->freemap = map;
 	return s;
 }
 
 static void record_free(struct span *s)
 {
-	*s = (struct span){ .state = SPAN_STATE_FREE };
-	pthread_mutex_lock(&records.lock);
-	s->next = records.free;
-	records.free = s;
-	pthread_mutex_unlock(&records.lock);
+	if (s->freemap)
+		meta_free(s->freemap, freemap_bytes(s->cls));
+	meta_free(s, sizeof(*s));
 }
 
 struct span *_span_span_new(size_t pages, unsigned int cls)
 {
-	struct span *s = record_alloc();
+	struct span *s = record_alloc(cls);
+	uint64_t *map;
 	void *mem;
 
 	if (!s)
@@ -78,11 +125,14 @@ struct span *_span_span_new(size_t pages, unsigned int cls)
 	mem = _span_prim_alloc(pages, cls);
 	if (!mem) {
 		span_add_relaxed(&_span_cnt.prim_errors, 1);
+		s->cls = cls;
 		record_free(s);
 		errno = ENOMEM;
 		return NULL;
 	}
+	map = s->freemap;
 	*s = (struct span){
+		.freemap = map,
 		.base = (uintptr_t)mem,
 		.cls = cls,
 		.pages = pages,
@@ -92,6 +142,7 @@ struct span *_span_span_new(size_t pages, unsigned int cls)
 		s->magic = _span_classes[cls].magic;
 		s->nobjs = _span_classes[cls].nobjs;
 		s->nfree = s->nobjs;
+		_span_freemap_fill(s);
 		if (_span_pagemap_set(s->base, pages, s) != 0) {
 			_span_pagemap_set(s->base, pages, NULL);
 			_span_prim_free(mem, pages);
@@ -157,4 +208,14 @@ void _span_list_remove(struct span_list *l, struct span *s)
 		l->last = s->prev;
 	s->next = s->prev = NULL;
 	l->count--;
+}
+
+void _span_freemap_fill(struct span *s)
+{
+	uint32_t i, words = (s->nobjs + 63) / 64;
+
+	for (i = 0; i < words; i++)
+		s->freemap[i] = ~0ULL;
+	if (s->nobjs % 64)
+		s->freemap[words - 1] = (1ULL << (s->nobjs % 64)) - 1;
 }

@@ -5,6 +5,7 @@
  * large-cache numbers, span_stats_print() formats them without malloc.
  */
 #define _GNU_SOURCE
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -80,8 +81,20 @@ SPAN_API void span_stats_print(int fd)
 		_span_write_str(fd, buf);
 }
 
+/*
+ * Where SPANALLOC_STATS goes: a copy of stderr taken at init, because
+ * programs may close fd 2 before exit (gnulib's close_stdout does).
+ */
+static int stats_fd = -1;
+
+void _span_stats_init(void)
+{
+	if (_span_opt.stats)
+		stats_fd = fcntl(2, F_DUPFD_CLOEXEC, 64);
+}
+
 void _span_stats_at_exit(void)
 {
 	if (_span_opt.stats)
-		span_stats_print(2);
+		span_stats_print(stats_fd >= 0 ? stats_fd : 2);
 }
