@@ -1,0 +1,282 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * malloc_misuse: libspanalloc catches the misuse its span records make
+ * cheap to see — a pointer it never handed out, an interior pointer, a
+ * double free — and says so on one line of stderr before abort():
+ *   spanalloc: free(): invalid pointer 0x... (why)
+ * Each case runs in a child whose stderr is a pipe; the parent checks the
+ * child died of SIGABRT and printed that line with the right address.
+ * The last test does the same through LD_PRELOAD of libspanalloc.so.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "spanalloc.h"
+#include "kselftest_harness.h"
+
+/*
+ * Run @fn(@arg) in a child with stderr captured into @out. Returns the
+ * child's wait status.
+ */
+static int run_child(void (*fn)(void *), void *arg, char *out, size_t len)
+{
+	int fds[2], status = 0;
+	size_t got = 0;
+	ssize_t n;
+	pid_t pid;
+
+	if (pipe(fds))
+		return -1;
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (!pid) {
+		struct sigaction sa = { .sa_handler = SIG_DFL };
+
+		sigaction(SIGABRT, &sa, NULL);
+		dup2(fds[1], 2);
+		close(fds[0]);
+		alarm(10);
+		fn(arg);
+		_exit(0);
+	}
+	close(fds[1]);
+	while (got + 1 < len && (n = read(fds[0], out + got,
+					  len - 1 - got)) > 0)
+		got += (size_t)n;
+	out[got] = 0;
+	close(fds[0]);
+	waitpid(pid, &status, 0);
+	return status;
+}
+
+/* @addr 0: any address (a double free found later, in a batch). */
+static void expect_abort(struct __test_metadata *_metadata,
+			 void (*fn)(void *), void *arg,
+			 const char *fn_name, uintptr_t addr)
+{
+	char out[512], want[128];
+	int status = run_child(fn, arg, out, sizeof(out));
+
+	snprintf(want, sizeof(want), "spanalloc: %s(): invalid pointer 0x",
+		 fn_name);
+	if (addr)
+		snprintf(want, sizeof(want),
+			 "spanalloc: %s(): invalid pointer 0x%lx", fn_name,
+			 (unsigned long)addr);
+	ASSERT_TRUE(WIFSIGNALED(status)) TH_LOG("status %#x, stderr: %s",
+						 status, out);
+	EXPECT_EQ(SIGABRT, WTERMSIG(status));
+	EXPECT_NE(NULL, strstr(out, want)) TH_LOG("want '%s', got '%s'",
+						  want, out);
+	if (!addr)
+		EXPECT_NE(NULL, strstr(out, "double free")) TH_LOG("%s", out);
+	/* One line, nothing else. */
+	EXPECT_EQ(strlen(out) - 1, (size_t)(strchr(out, '\n') - out));
+}
+
+static void do_free(void *p)
+{
+	span_free(p);
+}
+
+static void do_realloc(void *p)
+{
+	span_realloc(p, 100);
+}
+
+static void do_usable(void *p)
+{
+	span_malloc_usable_size(p);
+}
+
+static void do_double_free(void *p)
+{
+	span_free(p);
+	span_free(p);
+}
+
+static void do_double_free_later(void *p)
+{
+	void *v[4096];
+	int i;
+
+	span_free(p);
+	/* Other frees of the class in between: caught when they drain. */
+	for (i = 0; i < 4096; i++)
+		v[i] = span_malloc(48);
+	for (i = 0; i < 4096; i++)
+		span_free(v[i]);
+	span_free(p);
+	for (i = 0; i < 4096; i++)
+		v[i] = span_malloc(48);
+	for (i = 0; i < 4096; i++)
+		span_free(v[i]);
+}
+
+static void do_nothing(void *p)
+{
+	span_free(p);
+}
+
+TEST(valid_free_does_not_abort)
+{
+	char out[256];
+	void *p = span_malloc(32);
+	int status = run_child(do_nothing, p, out, sizeof(out));
+
+	TH_LOG("backend: %s", span_backend());
+	ASSERT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(0, WEXITSTATUS(status));
+	EXPECT_STREQ("", out);
+}
+
+TEST(free_stack_pointer)
+{
+	int local;
+
+	expect_abort(_metadata, do_free, &local, "free", (uintptr_t)&local);
+}
+
+TEST(free_wild_pointers)
+{
+	static char data[64];
+	void *p = (void *)(uintptr_t)0xdead0000beef0ULL;
+
+	expect_abort(_metadata, do_free, data, "free", (uintptr_t)data);
+	expect_abort(_metadata, do_free, p, "free", (uintptr_t)p);
+	p = (void *)(uintptr_t)0xffff800000001000ULL;
+	expect_abort(_metadata, do_free, p, "free", (uintptr_t)p);
+}
+
+TEST(free_interior_small)
+{
+	char *p = span_malloc(100);
+
+	ASSERT_NE(NULL, p);
+	expect_abort(_metadata, do_free, p + 16, "free", (uintptr_t)(p + 16));
+	expect_abort(_metadata, do_free, p + 1, "free", (uintptr_t)(p + 1));
+}
+
+TEST(free_interior_large)
+{
+	char *p = span_malloc(1 << 20);
+
+	ASSERT_NE(NULL, p);
+	expect_abort(_metadata, do_free, p + 4096, "free",
+		     (uintptr_t)(p + 4096));
+	expect_abort(_metadata, do_free, p + 8, "free", (uintptr_t)(p + 8));
+}
+
+TEST(double_free_small)
+{
+	void *p = span_malloc(40);
+
+	ASSERT_NE(NULL, p);
+	expect_abort(_metadata, do_double_free, p, "free", (uintptr_t)p);
+}
+
+TEST(double_free_small_later)
+{
+	void *p = span_malloc(48);
+
+	ASSERT_NE(NULL, p);
+	expect_abort(_metadata, do_double_free_later, p, "free", 0);
+}
+
+TEST(double_free_large)
+{
+	void *p = span_malloc(100000);
+
+	ASSERT_NE(NULL, p);
+	expect_abort(_metadata, do_double_free, p, "free", (uintptr_t)p);
+}
+
+TEST(realloc_invalid)
+{
+	char *p = span_malloc(64);
+	int local;
+
+	ASSERT_NE(NULL, p);
+	expect_abort(_metadata, do_realloc, &local, "realloc",
+		     (uintptr_t)&local);
+	expect_abort(_metadata, do_realloc, p + 8, "realloc",
+		     (uintptr_t)(p + 8));
+}
+
+TEST(usable_size_invalid)
+{
+	int local;
+
+	expect_abort(_metadata, do_usable, &local, "malloc_usable_size",
+		     (uintptr_t)&local);
+}
+
+/* Where libspanalloc.so is: $SPANALLOC_SO, or ../userlib next to us. */
+static bool find_so(char *path, size_t len)
+{
+	const char *env = getenv("SPANALLOC_SO");
+	char exe[2048];
+	ssize_t n;
+	char *slash;
+
+	if (env) {
+		snprintf(path, len, "%s", env);
+		return access(path, R_OK) == 0;
+	}
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n <= 0)
+		return false;
+	exe[n] = 0;
+	slash = strrchr(exe, '/');
+	if (!slash)
+		return false;
+	*slash = 0;
+	snprintf(path, len, "%s/../userlib/libspanalloc.so", exe);
+	if (access(path, R_OK) == 0)
+		return true;
+	snprintf(path, len, "%s/libspanalloc.so", exe);
+	return access(path, R_OK) == 0;
+}
+
+static const char *preload_so;
+
+static void preload_exec(void *arg)
+{
+	char env[4200];
+
+	snprintf(env, sizeof(env), "LD_PRELOAD=%s", preload_so);
+	putenv(env);
+	execl("/bin/sh", "sh", "-c", (const char *)arg, (char *)NULL);
+	_exit(127);
+}
+
+/* Through LD_PRELOAD: programs run, misuse in them is caught. */
+TEST(preload)
+{
+	char so[4096], out[1024];
+	int status;
+
+	if (!find_so(so, sizeof(so)))
+		SKIP(return, "libspanalloc.so not found (set SPANALLOC_SO)");
+	preload_so = so;
+	status = run_child(preload_exec,
+			   "SPANALLOC_STATS=1 sh -c 'x=$(seq 1 2000 | sort -rn | head -1); echo $x >&2'",
+			   out, sizeof(out));
+	ASSERT_TRUE(WIFEXITED(status)) TH_LOG("%s", out);
+	EXPECT_EQ(0, WEXITSTATUS(status));
+	EXPECT_NE(NULL, strstr(out, "2000\n")) TH_LOG("%s", out);
+	EXPECT_NE(NULL, strstr(out, "spanalloc: backend ")) TH_LOG("%s", out);
+	TH_LOG("%.*s", (int)(strchr(out, '\n') ? strchr(out, '\n') - out : 0),
+	       strstr(out, "spanalloc: backend ") ?: "");
+}
+
+TEST_HARNESS_MAIN
