@@ -1,35 +1,17 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * spanalloc frames: the physical pages behind spans.
+ * spanalloc frames: the set of physical frames behind one span.
  *
- * Frames come from the buddy allocator in the largest chunks it gives
- * cheaply: an order as high as the span needs, up to 2 MiB (order 9), tried
- * without retries or warnings, falling back one order at a time down to
- * single pages. Each chunk is split into order-0 pages so that every frame
- * can be mapped, copied on write and released on its own. Frames are zeroed
- * by the buddy allocator (__GFP_ZERO) and charged to the memory cgroup of
- * the process asking (__GFP_ACCOUNT): no byte of one process reaches
- * another, and a cgroup limit makes SPAN_ALLOC fail with -ENOMEM.
- *
- * A frame is given back with put_page(): if a page table (a fork() child
- * that has not written to it yet) or a pinned I/O still holds it, it stays
- * alive until they let go, and is never handed out again by us.
+ * A set is taken from the pool of the heap's memory cgroup (pool.c) and goes
+ * back to it when the last heap using it lets go: a span and its fork()
+ * copies share one set, counted by its kref. The frames held in sets count
+ * against the global limit (max_frames); pooled frames do not.
  */
-#include <linux/gfp.h>
 #include <linux/mm.h>
 #include <linux/overflow.h>
-#include <linux/sched/signal.h>
 #include <linux/slab.h>
 
 #include "internal.h"
-
-#ifndef MAX_PAGE_ORDER
-/* Before 6.8 the largest order was MAX_ORDER - 1. */
-#define MAX_PAGE_ORDER		(MAX_ORDER - 1)
-#endif
-
-/* Largest chunk asked of the buddy allocator: 2 MiB on x86-64. */
-#define SPANALLOC_CHUNK_ORDER	min(9, MAX_PAGE_ORDER)
 
 static int frames_reserve(unsigned long nr)
 {
@@ -42,62 +24,20 @@ static int frames_reserve(unsigned long nr)
 	return 0;
 }
 
-static void frames_unreserve(unsigned long nr)
-{
-	atomic_long_sub(nr, &spanalloc_stats.frames);
-}
-
-static int frames_fill(struct spanalloc_frames *frames, unsigned long nr)
-{
-	const gfp_t gfp = GFP_HIGHUSER | __GFP_ZERO | __GFP_ACCOUNT;
-	unsigned int order = SPANALLOC_CHUNK_ORDER;
-	unsigned long done = 0, i;
-	struct page *page;
-
-	while (done < nr) {
-		if (fatal_signal_pending(current))
-			return -EINTR;
-		while (order && (1UL << order) > nr - done)
-			order--;
-		page = alloc_pages(order ? gfp | __GFP_NORETRY | __GFP_NOWARN :
-				   gfp, order);
-		if (!page) {
-			if (!order)
-				return -ENOMEM;
-			order--;
-			continue;
-		}
-		if (order)
-			split_page(page, order);
-		for (i = 0; i < (1UL << order); i++)
-			frames->pages[done++] = page + i;
-		frames->nr = done;
-		cond_resched();
-	}
-	return 0;
-}
-
-static void frames_free_pages(struct spanalloc_frames *frames)
-{
-	unsigned long i;
-
-	for (i = 0; i < frames->nr; i++)
-		put_page(frames->pages[i]);
-	atomic_long_add(frames->nr, &spanalloc_stats.frames_freed);
-	frames_unreserve(frames->nr);
-}
-
 /**
- * spanalloc_frames_alloc() - get @nr zeroed frames, charged to current
+ * spanalloc_frames_alloc() - get @nr zeroed frames from @pool
+ * @pool:	the pool of the caller's memory cgroup.
  * @nr:		number of frames, at least 1.
  *
  * Context: process context, may sleep. Stops early on a fatal signal.
  * Return: the frames with one reference, or ERR_PTR(-ENOMEM) when a limit
  * or memory runs out, or ERR_PTR(-EINTR).
  */
-struct spanalloc_frames *spanalloc_frames_alloc(unsigned long nr)
+struct spanalloc_frames *spanalloc_frames_alloc(struct spanalloc_pool *pool,
+						unsigned long nr)
 {
 	struct spanalloc_frames *frames;
+	unsigned long done;
 	int err;
 
 	err = frames_reserve(nr);
@@ -105,21 +45,24 @@ struct spanalloc_frames *spanalloc_frames_alloc(unsigned long nr)
 		return ERR_PTR(err);
 	frames = kvzalloc(struct_size(frames, pages, nr), GFP_KERNEL_ACCOUNT);
 	if (!frames) {
-		frames_unreserve(nr);
-		return ERR_PTR(-ENOMEM);
+		err = -ENOMEM;
+		goto out_unreserve;
 	}
+	err = spanalloc_pool_take(pool, frames->pages, nr, &done);
+	if (err)
+		goto out_give_back;
 	kref_init(&frames->kref);
-
-	err = frames_fill(frames, nr);
-	atomic_long_add(frames->nr, &spanalloc_stats.frames_alloced);
-	if (err) {
-		/* Give back what was filled and the reservation of the rest. */
-		frames_unreserve(nr - frames->nr);
-		frames_free_pages(frames);
-		kvfree(frames);
-		return ERR_PTR(err);
-	}
+	frames->nr = nr;
+	frames->pool = pool;
+	spanalloc_pool_get_ref(pool);
 	return frames;
+
+out_give_back:
+	spanalloc_pool_give(pool, frames->pages, done);
+	kvfree(frames);
+out_unreserve:
+	atomic_long_sub(nr, &spanalloc_stats.frames);
+	return ERR_PTR(err);
 }
 
 /**
@@ -135,13 +78,16 @@ static void frames_release(struct kref *kref)
 {
 	struct spanalloc_frames *frames =
 		container_of(kref, struct spanalloc_frames, kref);
+	struct spanalloc_pool *pool = frames->pool;
 
-	frames_free_pages(frames);
+	spanalloc_pool_give(pool, frames->pages, frames->nr);
+	atomic_long_sub(frames->nr, &spanalloc_stats.frames);
 	kvfree(frames);
+	spanalloc_pool_put(pool);
 }
 
 /**
- * spanalloc_frames_put() - drop a reference; the last one frees the frames
+ * spanalloc_frames_put() - drop a reference; the last one returns the frames
  * @frames:	the frames.
  *
  * Context: process context, may sleep.

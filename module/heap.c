@@ -56,6 +56,7 @@ struct spanalloc_file *spanalloc_file_create(void)
 
 static struct spanalloc_heap *heap_create(struct spanalloc_file *sf,
 					  struct mm_struct *mm,
+					  struct spanalloc_pool *pool,
 					  unsigned long start,
 					  unsigned long pages)
 {
@@ -64,6 +65,7 @@ static struct spanalloc_heap *heap_create(struct spanalloc_file *sf,
 	heap = kzalloc(sizeof(*heap), GFP_KERNEL_ACCOUNT);
 	if (!heap)
 		return NULL;
+	heap->pool = pool;
 	kref_init(&heap->kref);
 	INIT_LIST_HEAD(&heap->node);
 	heap->file = sf;
@@ -83,6 +85,7 @@ static void heap_release(struct kref *kref)
 		container_of(kref, struct spanalloc_heap, kref);
 
 	mutex_destroy(&heap->lock);
+	spanalloc_pool_put(heap->pool);
 	atomic_long_dec(&spanalloc_stats.heaps);
 	kfree(heap);
 }
@@ -257,6 +260,7 @@ int spanalloc_heap_mmap(struct spanalloc_file *sf, struct vm_area_struct *vma)
 {
 	unsigned long pages = vma_pages(vma);
 	struct spanalloc_heap *heap, *old;
+	struct spanalloc_pool *pool;
 	int err;
 
 	if (vma->vm_flags & VM_SHARED)
@@ -270,9 +274,14 @@ int spanalloc_heap_mmap(struct spanalloc_file *sf, struct vm_area_struct *vma)
 	if (pages > spanalloc_arena_max_bytes >> PAGE_SHIFT)
 		return -EINVAL;
 
-	heap = heap_create(sf, vma->vm_mm, vma->vm_start, pages);
-	if (!heap)
+	pool = spanalloc_pool_get();
+	if (!pool)
 		return -ENOMEM;
+	heap = heap_create(sf, vma->vm_mm, pool, vma->vm_start, pages);
+	if (!heap) {
+		spanalloc_pool_put(pool);
+		return -ENOMEM;
+	}
 	err = spanalloc_range_init(&heap->free, pages);
 	if (err)
 		goto out_put_heap;
@@ -320,10 +329,13 @@ static struct spanalloc_heap *heap_fork(struct spanalloc_heap *parent,
 	struct spanalloc_heap *child;
 	int err;
 
-	child = heap_create(parent->file, mm, parent->arena_start,
+	spanalloc_pool_get_ref(parent->pool);
+	child = heap_create(parent->file, mm, parent->pool, parent->arena_start,
 			    parent->arena_pages);
-	if (!child)
+	if (!child) {
+		spanalloc_pool_put(parent->pool);
 		return NULL;
+	}
 
 	mutex_lock(&parent->lock);
 	err = spanalloc_range_clone(&child->free, &parent->free);

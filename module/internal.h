@@ -8,7 +8,9 @@
  *             its vm_operations (fork, fault, misuse answers)
  *   span.c    span records and the SPAN_ALLOC / SPAN_FREE paths
  *   range.c   free arena space: best-fit, coalescing range allocator
- *   frames.c  physical frames: zeroed, memcg-charged, counted
+ *   frames.c  the frames of one span, shared with its fork() copies
+ *   pool.c    frame pools per memory cgroup: buddy chunks, zeroing ahead,
+ *             the shrinker
  *   stats.c   global counters and their sysfs files
  *
  * Lock order, outermost first:
@@ -78,22 +80,44 @@ void spanalloc_range_free(struct spanalloc_range_tree *tree,
 			  unsigned long first, unsigned long pages,
 			  struct spanalloc_range *spare);
 
-/* ---- frames.c: physical frames ---- */
+/* ---- pool.c: frame pools ---- */
+
+/* Largest order asked of the buddy allocator (2 MiB with 4 KiB pages). */
+#define SPANALLOC_MAX_CHUNK_ORDER	9
+
+struct spanalloc_pool;
+
+extern unsigned long spanalloc_pool_max_frames;
+
+int spanalloc_pool_init(void);
+void spanalloc_pool_exit(void);
+struct spanalloc_pool *spanalloc_pool_get(void);
+void spanalloc_pool_get_ref(struct spanalloc_pool *pool);
+void spanalloc_pool_put(struct spanalloc_pool *pool);
+int spanalloc_pool_take(struct spanalloc_pool *pool, struct page **pages,
+			unsigned long nr, unsigned long *done);
+void spanalloc_pool_give(struct spanalloc_pool *pool, struct page **pages,
+			 unsigned long nr);
+
+/* ---- frames.c: the frames of one span ---- */
 
 /**
  * struct spanalloc_frames - the frames behind one span
  * @kref:	one reference per heap whose span uses these frames; a span
  *		and its fork() copies share them.
  * @nr:		number of frames.
+ * @pool:	the pool they came from and go back to (a reference).
  * @pages:	the frames, each an order-0 page holding one reference of ours.
  */
 struct spanalloc_frames {
 	struct kref kref;
 	unsigned long nr;
+	struct spanalloc_pool *pool;
 	struct page *pages[];
 };
 
-struct spanalloc_frames *spanalloc_frames_alloc(unsigned long nr);
+struct spanalloc_frames *spanalloc_frames_alloc(struct spanalloc_pool *pool,
+						unsigned long nr);
 void spanalloc_frames_get(struct spanalloc_frames *frames);
 void spanalloc_frames_put(struct spanalloc_frames *frames);
 
@@ -101,9 +125,16 @@ void spanalloc_frames_put(struct spanalloc_frames *frames);
 
 /**
  * struct spanalloc_stats - module-wide counters, read through sysfs
- * @frames:		frames held by the module now.
+ * @frames:		frames held by spans now.
  * @frames_alloced:	frames ever taken from the buddy allocator.
- * @frames_freed:	frames ever given back to it.
+ * @frames_freed:	frames ever given back to it (or left to a fork()
+ *			relative's page table).
+ * @pool_frames:	frames waiting in pools, clean or dirty.
+ * @pool_clean:		pooled frames already zeroed.
+ * @zeroed_ahead:	frames zeroed by the pools' background worker.
+ * @zeroed_sync:	pooled frames zeroed on the allocation path.
+ * @shrinker_freed:	pooled frames given back by the shrinker.
+ * @chunks:		buddy allocations by order.
  * @heaps:		live heaps.
  * @spans:		live span records, fork() copies included.
  * @fault_refills:	arena pages refilled by the fault handler (after
@@ -113,6 +144,12 @@ struct spanalloc_stats {
 	atomic_long_t frames;
 	atomic_long_t frames_alloced;
 	atomic_long_t frames_freed;
+	atomic_long_t pool_frames;
+	atomic_long_t pool_clean;
+	atomic_long_t zeroed_ahead;
+	atomic_long_t zeroed_sync;
+	atomic_long_t shrinker_freed;
+	atomic_long_t chunks[SPANALLOC_MAX_CHUNK_ORDER + 1];
 	atomic_long_t heaps;
 	atomic_long_t spans;
 	atomic_long_t fault_refills;
@@ -163,6 +200,7 @@ struct spanalloc_span {
  * @file:	the file the heap was made through.
  * @mm:		the address space the arena lives in. Not a reference: the
  *		arena VMA ends (and kills the heap) before the mm goes.
+ * @pool:	frame pool of the cgroup that made the heap (a reference).
  * @lock:	protects everything below.
  * @dead:	the arena is gone; no new span may be made.
  * @nr_vmas:	VMAs of @mm pointing at the heap (2 briefly during mremap).
@@ -179,6 +217,7 @@ struct spanalloc_heap {
 	struct list_head node;
 	struct spanalloc_file *file;
 	struct mm_struct *mm;
+	struct spanalloc_pool *pool;
 
 	struct mutex lock;		/* protects all below */
 	bool dead;

@@ -31,6 +31,9 @@ static unsigned long heap_max_frames;
 module_param(heap_max_frames, ulong, 0644);
 MODULE_PARM_DESC(heap_max_frames, "Most frames one heap may hold; 0: half of RAM");
 
+module_param_named(pool_max_frames, spanalloc_pool_max_frames, ulong, 0644);
+MODULE_PARM_DESC(pool_max_frames, "Most free frames kept in each cgroup's pool (default 16384: 64 MiB)");
+
 static unsigned long max_frames;
 module_param(max_frames, ulong, 0644);
 MODULE_PARM_DESC(max_frames, "Most frames all heaps together may hold; 0: 3/4 of RAM");
@@ -148,12 +151,21 @@ static struct miscdevice spanalloc_misc = {
 
 static int __init spanalloc_init(void)
 {
-	return misc_register(&spanalloc_misc);
+	int err;
+
+	err = spanalloc_pool_init();
+	if (err)
+		return err;
+	err = misc_register(&spanalloc_misc);
+	if (err)
+		spanalloc_pool_exit();
+	return err;
 }
 
 static void __exit spanalloc_exit(void)
 {
 	misc_deregister(&spanalloc_misc);
+	spanalloc_pool_exit();
 }
 
 module_init(spanalloc_init);

@@ -128,7 +128,7 @@ static int span_alloc_locked(struct spanalloc_heap *heap,
 	err = spanalloc_range_alloc(&heap->free, req->pages, &span->first);
 	if (err)
 		goto out_free_span;
-	span->frames = spanalloc_frames_alloc(req->pages);
+	span->frames = spanalloc_frames_alloc(heap->pool, req->pages);
 	if (IS_ERR(span->frames)) {
 		err = PTR_ERR(span->frames);
 		goto out_free_range;

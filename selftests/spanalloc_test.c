@@ -318,6 +318,236 @@ TEST_F(dev, free_coalesces)
 	EXPECT_EQ(0, span_free(self->fd, c));
 }
 
+/* ---- the frame pool ------------------------------------------------------ */
+
+static int write_param(const char *name, long value)
+{
+	char path[128], buf[32];
+	int fd, n, ok;
+
+	snprintf(path, sizeof(path), "/sys/module/spanalloc/parameters/%s",
+		 name);
+	fd = open(path, O_WRONLY);
+	if (fd < 0)
+		return -1;
+	n = snprintf(buf, sizeof(buf), "%ld", value);
+	ok = write(fd, buf, n) == n;
+	close(fd);
+	return ok ? 0 : -1;
+}
+
+static long read_param(const char *name)
+{
+	char path[128], buf[32];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/sys/module/spanalloc/parameters/%s",
+		 name);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	return strtol(buf, NULL, 10);
+}
+
+/* Wait up to 5 s for the zeroing worker to make @want frames clean. */
+static int wait_clean(long want)
+{
+	int i;
+
+	for (i = 0; i < 500; i++) {
+		if (read_stat("pool_clean") >= want)
+			return 0;
+		usleep(10000);
+	}
+	return -1;
+}
+
+TEST_F(dev, pool_reuses_freed_frames)
+{
+	long alloced, pooled;
+	void *a, *b;
+
+	ASSERT_EQ(0, span_alloc(self->fd, 64, 0, &a));
+	pooled = read_stat("pool_frames");
+	ASSERT_EQ(0, span_free(self->fd, a));
+	EXPECT_EQ(pooled + 64, read_stat("pool_frames"));
+	/* Frames being zeroed are off the lists for a moment. */
+	ASSERT_EQ(0, wait_clean(64));
+	alloced = read_stat("frames_alloced");
+	ASSERT_EQ(0, span_alloc(self->fd, 64, 0, &b));
+	/* Served from the pool: nothing new from the buddy allocator. */
+	EXPECT_EQ(alloced, read_stat("frames_alloced"));
+	EXPECT_EQ(pooled, read_stat("pool_frames"));
+	EXPECT_EQ(0, span_free(self->fd, b));
+}
+
+TEST_F(dev, pool_zeroes_ahead)
+{
+	long ahead = read_stat("zeroed_ahead"), sync;
+	unsigned char *span;
+	long i;
+
+	ASSERT_EQ(0, span_alloc(self->fd, 32, 0, (void **)&span));
+	memset(span, 0xee, 32 * self->page);
+	ASSERT_EQ(0, span_free(self->fd, span));
+	ASSERT_EQ(0, wait_clean(32));
+	EXPECT_LE(ahead + 32, read_stat("zeroed_ahead"));
+	sync = read_stat("zeroed_sync");
+	ASSERT_EQ(0, span_alloc(self->fd, 32, 0, (void **)&span));
+	EXPECT_EQ(sync, read_stat("zeroed_sync"));
+	for (i = 0; i < 32 * self->page; i++)
+		ASSERT_EQ(0, span[i]);
+}
+
+TEST_F(dev, pool_watermark_returns_excess)
+{
+	long old = read_param("pool_max_frames"), freed;
+	void *span;
+
+	ASSERT_LE(0, old);
+	if (write_param("pool_max_frames", 16))
+		SKIP(return, "cannot set pool_max_frames (not root?)");
+	ASSERT_EQ(0, span_alloc(self->fd, 256, 0, &span));
+	freed = read_stat("frames_freed");
+	ASSERT_EQ(0, span_free(self->fd, span));
+	EXPECT_GE(16, read_stat("pool_frames"));
+	EXPECT_LE(freed + 240, read_stat("frames_freed"));
+	write_param("pool_max_frames", old);
+}
+
+TEST_F(dev, pool_not_reused_while_fork_child_maps_frames)
+{
+	long pooled, freed;
+	int pipefd[2], status;
+	unsigned char *span;
+	pid_t pid;
+	char c;
+
+	ASSERT_EQ(0, span_alloc(self->fd, 4, 0, (void **)&span));
+	memset(span, 0x11, 4 * self->page);
+	ASSERT_EQ(0, pipe(pipefd));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		/* Keep reading the frames through the copied PTEs. */
+		if (read(pipefd[0], &c, 1) != 1)
+			_exit(2);
+		_exit(span[0] == 0x11 && span[4 * self->page - 1] == 0x11 ?
+		      0 : 1);
+	}
+	pooled = read_stat("pool_frames");
+	freed = read_stat("frames_freed");
+	/* Both heaps hold the frames: the parent's free keeps them. */
+	ASSERT_EQ(0, span_free(self->fd, span));
+	EXPECT_EQ(pooled, read_stat("pool_frames"));
+	ASSERT_EQ(1, write(pipefd[1], "x", 1));
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(0, WEXITSTATUS(status));
+	/* The child's exit let go of the last reference: back to the pool. */
+	EXPECT_EQ(pooled + 4, read_stat("pool_frames") + read_stat("frames_freed") - freed);
+}
+
+TEST_F(dev, shrinker_drop_caches)
+{
+	void *span;
+	int fd;
+
+	ASSERT_EQ(0, span_alloc(self->fd, 128, 0, &span));
+	ASSERT_EQ(0, span_free(self->fd, span));
+	ASSERT_LE(128, read_stat("pool_frames"));
+	ASSERT_EQ(0, wait_clean(read_stat("pool_frames")));
+	fd = open("/proc/sys/vm/drop_caches", O_WRONLY);
+	if (fd < 0)
+		SKIP(return, "no /proc/sys/vm/drop_caches (not root?)");
+	/* 2: slab objects, i.e. every shrinker. */
+	ASSERT_EQ(1, write(fd, "2", 1));
+	close(fd);
+	EXPECT_EQ(0, read_stat("pool_frames"));
+	EXPECT_LE(128, read_stat("shrinker_freed"));
+}
+
+static long meminfo(const char *key)
+{
+	char line[256];
+	long value = -1;
+	FILE *f = fopen("/proc/meminfo", "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, key, strlen(key)) && line[strlen(key)] == ':')
+			value = strtol(line + strlen(key) + 1, NULL, 10);
+	fclose(f);
+	return value;
+}
+
+/*
+ * A memory hog in another process: it touches more anonymous memory than
+ * is available, so reclaim has to ask the shrinker for the pooled frames.
+ * It stops as soon as the shrinker has given some back.
+ */
+TEST_F_TIMEOUT(dev, shrinker_under_memory_hog, 300)
+{
+	long old = read_param("pool_max_frames"), pool_pages = 32768;
+	long start_freed, avail_kb;
+	int status;
+	void *span;
+	pid_t pid;
+
+	if (write_param("pool_max_frames", pool_pages))
+		SKIP(return, "cannot set pool_max_frames (not root?)");
+	if (span_alloc(self->fd, pool_pages, 0, &span)) {
+		write_param("pool_max_frames", old);
+		SKIP(return, "not enough memory for a 128 MiB pool");
+	}
+	ASSERT_EQ(0, span_free(self->fd, span));
+	ASSERT_LE(pool_pages, read_stat("pool_frames"));
+	start_freed = read_stat("shrinker_freed");
+	avail_kb = meminfo("MemAvailable");
+	ASSERT_LT(0, avail_kb);
+
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		long want = avail_kb * 1024 + pool_pages * self->page / 2;
+		long step = 1L << 20, done;
+		char *hog;
+
+		/* If anything is to be killed, let it be the hog. */
+		write_param("pool_max_frames", old);
+		{
+			int fd = open("/proc/self/oom_score_adj", O_WRONLY);
+
+			if (fd >= 0 && write(fd, "1000", 4) != 4)
+				_exit(3);
+			close(fd);
+		}
+		hog = mmap(NULL, want, PROT_READ | PROT_WRITE,
+			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (hog == MAP_FAILED)
+			_exit(2);
+		for (done = 0; done + step <= want; done += step) {
+			memset(hog + done, 1, step);
+			if (read_stat("shrinker_freed") > start_freed)
+				_exit(0);
+		}
+		_exit(1);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	write_param("pool_max_frames", old);
+	EXPECT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(0, WEXITSTATUS(status));
+	EXPECT_LT(start_freed, read_stat("shrinker_freed"));
+	EXPECT_GT(pool_pages, read_stat("pool_frames"));
+}
+
 /* ---- every bad field, with its errno --------------------------------- */
 
 TEST_F(dev, alloc_zero_pages_einval)
