@@ -1,0 +1,202 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * malloc_units: libspanalloc's components one by one, through their
+ * internal (_span_) interfaces: the size-class table and its lookup, the
+ * divisibility and index constants free() relies on, the page map, the
+ * thread cache's bins, and the generated header against the runtime
+ * table.
+ */
+#define _GNU_SOURCE
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "internal.h"
+#include "kselftest_harness.h"
+
+static void init(void)
+{
+	span_free(span_malloc(1));	/* runs the process-wide init */
+}
+
+TEST(class_table)
+{
+	static const uint32_t table[SPAN_NUM_CLASSES][2] =
+		SPANALLOC_CLASS_TABLE_INIT;
+	unsigned int cls;
+
+	init();
+	ASSERT_LT(SPAN_NUM_CLASSES, 256);
+	EXPECT_EQ(SPAN_SMALL_MAX, _span_classes[SPAN_NUM_CLASSES - 1].size);
+	EXPECT_EQ(8, _span_classes[1].size);
+	for (cls = 1; cls < SPAN_NUM_CLASSES; cls++) {
+		const struct span_class *c = &_span_classes[cls];
+		uint32_t span = c->pages * SPANALLOC_CLASS_PAGE_SIZE;
+		uint32_t prev = _span_classes[cls - 1].size;
+
+		EXPECT_EQ(table[cls][0], c->size);
+		EXPECT_EQ(table[cls][1], c->pages);
+		EXPECT_LT(prev, c->size);
+		/* 16-byte alignment above the 8-byte class. */
+		if (c->size > 8)
+			EXPECT_EQ(0, c->size % 16) TH_LOG("class %u", cls);
+		/* Tail waste <= 12.5%, internal waste <= 12.5% above 128. */
+		EXPECT_LE((uint64_t)(span % c->size) * 8, span)
+			TH_LOG("class %u tail", cls);
+		if (c->size > 128)
+			EXPECT_LE((uint64_t)(c->size - prev - 1) * 8, c->size)
+				TH_LOG("class %u waste", cls);
+		EXPECT_EQ(span / c->size, c->nobjs);
+		EXPECT_LE(2, c->batch);
+		EXPECT_LE(c->batch, c->cap);
+	}
+}
+
+/* Every size maps to the smallest class that holds it. */
+TEST(class_lookup)
+{
+	size_t size;
+
+	init();
+	for (size = 0; size <= SPAN_SMALL_MAX; size++) {
+		unsigned int cls = _span_class_of[span_class_index(size)];
+
+		ASSERT_LT(0, cls) TH_LOG("size %zu", size);
+		ASSERT_LE(size, _span_classes[cls].size) TH_LOG("size %zu", size);
+		if (cls > 1)
+			ASSERT_LT(_span_classes[cls - 1].size, size ? size : 1)
+				TH_LOG("size %zu not in smallest class", size);
+	}
+	EXPECT_LE(span_class_index(SPAN_SMALL_MAX), SPAN_CLASS_INDEX_MAX);
+}
+
+/* free()'s interior check and central's object index, exact per class. */
+TEST(class_magic)
+{
+	unsigned int cls;
+
+	init();
+	for (cls = 1; cls < SPAN_NUM_CLASSES; cls++) {
+		const struct span_class *c = &_span_classes[cls];
+		uint64_t off, span = (uint64_t)c->pages * SPAN_PAGE;
+
+		for (off = 0; off < span; off++) {
+			bool div = off * c->magic < c->magic;
+
+			ASSERT_EQ(off % c->size == 0, div)
+				TH_LOG("class %u off %llu", cls,
+				       (unsigned long long)off);
+			ASSERT_EQ(off / c->size, (off * c->divmul) >> 32)
+				TH_LOG("class %u off %llu", cls,
+				       (unsigned long long)off);
+		}
+	}
+}
+
+TEST(class_aligned)
+{
+	size_t align, size;
+
+	init();
+	for (align = 8; align <= SPAN_PAGE; align <<= 1)
+		for (size = 1; size <= SPAN_SMALL_MAX; size = size * 3 + 1) {
+			unsigned int cls = _span_class_aligned(size, align);
+
+			ASSERT_LT(0, cls);
+			EXPECT_LE(size, _span_classes[cls].size);
+			EXPECT_EQ(0, _span_classes[cls].size % align);
+		}
+	EXPECT_EQ(0, _span_class_aligned(SPAN_SMALL_MAX + 1, 16));
+	EXPECT_EQ(0, _span_class_aligned(16, 2 * SPAN_PAGE));
+}
+
+TEST(pagemap)
+{
+	static struct span a, b;
+	uintptr_t base;
+	char *mem;
+
+	init();
+	/* A real reserved range, so no live span can be there. */
+	mem = mmap(NULL, 4UL << 30, PROT_NONE,
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	ASSERT_NE(MAP_FAILED, mem);
+	/* Straddle a 1 GiB leaf boundary. */
+	base = (((uintptr_t)mem + (1UL << 30)) & ~((1UL << 30) - 1)) -
+	       3 * SPAN_PAGE;
+	EXPECT_EQ(NULL, span_pagemap_get(base));
+	ASSERT_EQ(0, _span_pagemap_set(base, 6, &a));
+	EXPECT_EQ(NULL, span_pagemap_get(base - 1));
+	EXPECT_EQ(&a, span_pagemap_get(base));
+	EXPECT_EQ(&a, span_pagemap_get(base + 3 * SPAN_PAGE));
+	EXPECT_EQ(&a, span_pagemap_get(base + 6 * SPAN_PAGE - 1));
+	EXPECT_EQ(NULL, span_pagemap_get(base + 6 * SPAN_PAGE));
+	ASSERT_EQ(0, _span_pagemap_set(base + 6 * SPAN_PAGE, 1, &b));
+	EXPECT_EQ(&b, span_pagemap_get(base + 6 * SPAN_PAGE + 100));
+	ASSERT_EQ(0, _span_pagemap_set(base, 7, NULL));
+	EXPECT_EQ(NULL, span_pagemap_get(base + 3 * SPAN_PAGE));
+	EXPECT_EQ(NULL, span_pagemap_get(base + 6 * SPAN_PAGE));
+	/* Outside the 47-bit user range: never found, never stored. */
+	EXPECT_EQ(NULL, span_pagemap_get(1ULL << 47));
+	EXPECT_EQ(NULL, span_pagemap_get(UINTPTR_MAX));
+	EXPECT_NE(0, _span_pagemap_set(1ULL << 47, 1, &a));
+	munmap(mem, 4UL << 30);
+}
+
+/* Live objects map to their span; the record is not in user memory. */
+TEST(pagemap_live_objects)
+{
+	void *small = span_malloc(100), *large = span_malloc(1 << 20);
+	struct span *s;
+
+	ASSERT_NE(NULL, small);
+	ASSERT_NE(NULL, large);
+	s = span_pagemap_get((uintptr_t)small);
+	ASSERT_NE(NULL, s);
+	EXPECT_EQ(_span_class_of[span_class_index(100)], s->cls);
+	EXPECT_LE(s->base, (uintptr_t)small);
+	EXPECT_GT(s->base + s->pages * SPAN_PAGE, (uintptr_t)small);
+	EXPECT_TRUE((uintptr_t)s < s->base ||
+		    (uintptr_t)s >= s->base + s->pages * SPAN_PAGE);
+	s = span_pagemap_get((uintptr_t)large);
+	ASSERT_NE(NULL, s);
+	EXPECT_EQ(0, s->cls);
+	EXPECT_EQ((uintptr_t)large, s->user);
+	EXPECT_EQ(SPAN_STATE_LARGE, s->state);
+	span_free(large);
+	EXPECT_EQ(NULL, span_pagemap_get((uintptr_t)large));
+	span_free(small);
+}
+
+/* Bins: LIFO, counted, bounded by max, refilled by a batch. */
+TEST(thread_cache_bins)
+{
+	unsigned int cls = _span_class_of[span_class_index(200)];
+	struct span_bin *bin;
+	void *p, *q;
+	uint32_t i;
+
+	init();
+	span_trim();	/* empty our bins */
+	bin = &_span_tc.bins[cls];
+	EXPECT_EQ(0, bin->count);
+	p = span_malloc(200);
+	ASSERT_NE(NULL, p);
+	EXPECT_EQ(_span_classes[cls].batch - 1, bin->count);
+	span_free(p);
+	EXPECT_EQ(p, bin->head);
+	q = span_malloc(193);	/* same class: LIFO gives p back */
+	EXPECT_EQ(p, q);
+	span_free(q);
+	for (i = 0; i < 4 * _span_classes[cls].cap; i++) {
+		void *x = span_malloc(200);
+
+		EXPECT_LE(bin->count, bin->max);
+		span_free(x);
+	}
+	EXPECT_LE(bin->count, _span_classes[cls].cap);
+}
+
+TEST_HARNESS_MAIN
