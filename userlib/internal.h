@@ -35,6 +35,9 @@
 #include "spanalloc_classes.h"
 #include "spanalloc.h"
 
+/* Everything declared below is internal to the library: no GOT, no PLT. */
+#pragma GCC visibility push(hidden)
+
 #define SPAN_API	__attribute__((visibility("default")))
 #define SPAN_NOINLINE	__attribute__((noinline))
 #define SPAN_COLD	__attribute__((cold, noinline))
@@ -359,5 +362,7 @@ static inline void span_free_inline(void *p, const char *fn)
 	if (unlikely(++bin->count > bin->max))
 		_span_bin_overflow(s->cls);
 }
+
+#pragma GCC visibility pop
 
 #endif /* SPANALLOC_INTERNAL_H */
