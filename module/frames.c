@@ -6,6 +6,9 @@
  * back to it when the last heap using it lets go: a span and its fork()
  * copies share one set, counted by its kref. The frames held in sets count
  * against the global limit (max_frames); pooled frames do not.
+ *
+ * A set may have holes: a span freed with SPANALLOC_FREE_KEEP_RANGE gets an
+ * empty set, filled one frame at a time as its pages are touched.
  */
 #include <linux/mm.h>
 #include <linux/overflow.h>
@@ -53,6 +56,7 @@ struct spanalloc_frames *spanalloc_frames_alloc(struct spanalloc_pool *pool,
 		goto out_give_back;
 	kref_init(&frames->kref);
 	frames->nr = nr;
+	frames->filled = nr;
 	frames->pool = pool;
 	spanalloc_pool_get_ref(pool);
 	return frames;
@@ -63,6 +67,54 @@ out_give_back:
 out_unreserve:
 	atomic_long_sub(nr, &spanalloc_stats.frames);
 	return ERR_PTR(err);
+}
+
+/**
+ * spanalloc_frames_alloc_empty() - a set of @nr holes, filled on demand
+ * @pool:	the pool of the caller's memory cgroup.
+ * @nr:		number of frames, at least 1.
+ *
+ * Context: process context, may sleep.
+ * Return: the set with one reference, or ERR_PTR(-ENOMEM).
+ */
+struct spanalloc_frames *spanalloc_frames_alloc_empty(struct spanalloc_pool *pool,
+						      unsigned long nr)
+{
+	struct spanalloc_frames *frames;
+
+	frames = kvzalloc(struct_size(frames, pages, nr), GFP_KERNEL_ACCOUNT);
+	if (!frames)
+		return ERR_PTR(-ENOMEM);
+	kref_init(&frames->kref);
+	frames->nr = nr;
+	frames->pool = pool;
+	spanalloc_pool_get_ref(pool);
+	return frames;
+}
+
+/**
+ * spanalloc_frames_fill() - put a zeroed frame in hole @i of @frames
+ * @frames:	a set only the caller's heap uses.
+ * @i:		index of a hole.
+ *
+ * Context: process context, may sleep; caller holds the heap lock.
+ * Return: 0, -ENOMEM or -EINTR.
+ */
+int spanalloc_frames_fill(struct spanalloc_frames *frames, unsigned long i)
+{
+	unsigned long done;
+	int err;
+
+	err = frames_reserve(1);
+	if (err)
+		return err;
+	err = spanalloc_pool_take(frames->pool, &frames->pages[i], 1, &done);
+	if (err) {
+		atomic_long_sub(1, &spanalloc_stats.frames);
+		return err;
+	}
+	frames->filled++;
+	return 0;
 }
 
 /**
@@ -79,9 +131,16 @@ static void frames_release(struct kref *kref)
 	struct spanalloc_frames *frames =
 		container_of(kref, struct spanalloc_frames, kref);
 	struct spanalloc_pool *pool = frames->pool;
+	unsigned long i, n = 0;
 
-	spanalloc_pool_give(pool, frames->pages, frames->nr);
-	atomic_long_sub(frames->nr, &spanalloc_stats.frames);
+	if (frames->filled != frames->nr) {
+		/* Close the holes: the filled frames go first. */
+		for (i = 0; i < frames->nr; i++)
+			if (frames->pages[i])
+				frames->pages[n++] = frames->pages[i];
+	}
+	spanalloc_pool_give(pool, frames->pages, frames->filled);
+	atomic_long_sub(frames->filled, &spanalloc_stats.frames);
 	kvfree(frames);
 	spanalloc_pool_put(pool);
 }

@@ -106,18 +106,24 @@ void spanalloc_pool_give(struct spanalloc_pool *pool, struct page **pages,
  * @kref:	one reference per heap whose span uses these frames; a span
  *		and its fork() copies share them.
  * @nr:		number of frames.
+ * @filled:	frames present; the others are holes (NULL), see
+ *		%SPANALLOC_FREE_KEEP_RANGE.
  * @pool:	the pool they came from and go back to (a reference).
  * @pages:	the frames, each an order-0 page holding one reference of ours.
  */
 struct spanalloc_frames {
 	struct kref kref;
 	unsigned long nr;
+	unsigned long filled;
 	struct spanalloc_pool *pool;
 	struct page *pages[];
 };
 
 struct spanalloc_frames *spanalloc_frames_alloc(struct spanalloc_pool *pool,
 						unsigned long nr);
+struct spanalloc_frames *spanalloc_frames_alloc_empty(struct spanalloc_pool *pool,
+						      unsigned long nr);
+int spanalloc_frames_fill(struct spanalloc_frames *frames, unsigned long i);
 void spanalloc_frames_get(struct spanalloc_frames *frames);
 void spanalloc_frames_put(struct spanalloc_frames *frames);
 
@@ -244,6 +250,10 @@ int spanalloc_heap_make_writable(struct spanalloc_heap *heap);
 
 long spanalloc_span_alloc_ioctl(struct spanalloc_file *sf, void __user *arg);
 long spanalloc_span_free_ioctl(struct spanalloc_file *sf, void __user *arg);
+long spanalloc_span_alloc_batch_ioctl(struct spanalloc_file *sf,
+				      void __user *arg);
+long spanalloc_span_free_batch_ioctl(struct spanalloc_file *sf,
+				     void __user *arg);
 void spanalloc_span_release(struct spanalloc_heap *heap,
 			    struct spanalloc_span *span);
 int spanalloc_span_clone_all(struct spanalloc_heap *dst,

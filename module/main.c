@@ -127,6 +127,10 @@ static long spanalloc_ioctl(struct file *file, unsigned int cmd,
 		return spanalloc_span_alloc_ioctl(sf, uarg);
 	case SPANALLOC_IOC_SPAN_FREE:
 		return spanalloc_span_free_ioctl(sf, uarg);
+	case SPANALLOC_IOC_SPAN_ALLOC_BATCH:
+		return spanalloc_span_alloc_batch_ioctl(sf, uarg);
+	case SPANALLOC_IOC_SPAN_FREE_BATCH:
+		return spanalloc_span_free_batch_ioctl(sf, uarg);
 	default:
 		return -ENOTTY;
 	}

@@ -158,8 +158,10 @@ out_free_span:
 }
 
 static int span_free_locked(struct spanalloc_heap *heap,
-			    struct vm_area_struct *vma, unsigned long addr)
+			    struct vm_area_struct *vma, unsigned long addr,
+			    u32 flags)
 {
+	struct spanalloc_frames *empty;
 	struct spanalloc_span *span;
 	unsigned long index;
 
@@ -174,6 +176,15 @@ static int span_free_locked(struct spanalloc_heap *heap,
 	if (!span || span->first != index)
 		return -EINVAL;
 
+	if (flags & SPANALLOC_FREE_KEEP_RANGE) {
+		empty = spanalloc_frames_alloc_empty(heap->pool, span->pages);
+		if (IS_ERR(empty))
+			return PTR_ERR(empty);
+		spanalloc_zap(vma, addr, span->pages << PAGE_SHIFT);
+		spanalloc_frames_put(span->frames);
+		span->frames = empty;
+		return 0;
+	}
 	spanalloc_zap(vma, addr, span->pages << PAGE_SHIFT);
 	mtree_erase(&heap->spans, index);
 	spanalloc_range_free(&heap->free, span->first, span->pages,
@@ -183,14 +194,24 @@ static int span_free_locked(struct spanalloc_heap *heap,
 	return 0;
 }
 
+/* What one span ioctl asks; the ops below run it under span_call(). */
+struct span_call_args {
+	u64 pages;
+	u32 size_class;
+	u32 flags;
+	u32 count;
+	u64 *addrs;
+};
+
 /*
  * Run @op on current's heap with the mmap lock held for read and the heap
  * lock held, the arena's protection made writable first if @writable.
  */
 static int span_call(struct spanalloc_file *sf, bool writable,
 		     int (*op)(struct spanalloc_heap *heap,
-			       struct vm_area_struct *vma, void *arg),
-		     void *arg)
+			       struct vm_area_struct *vma,
+			       struct span_call_args *args),
+		     struct span_call_args *args)
 {
 	struct spanalloc_heap *heap;
 	struct vm_area_struct *vma;
@@ -218,7 +239,7 @@ static int span_call(struct spanalloc_file *sf, bool writable,
 	}
 	if (vma) {
 		mutex_lock(&heap->lock);
-		err = op(heap, vma, arg);
+		err = op(heap, vma, args);
 		mutex_unlock(&heap->lock);
 	} else {
 		err = -ENXIO;
@@ -229,16 +250,50 @@ out_put:
 	return err;
 }
 
+/* Make up to @args->count spans; @args->count becomes how many were made. */
 static int span_alloc_op(struct spanalloc_heap *heap,
-			 struct vm_area_struct *vma, void *arg)
+			 struct vm_area_struct *vma, struct span_call_args *args)
 {
-	return span_alloc_locked(heap, vma, arg);
+	struct spanalloc_span_alloc req = {
+		.pages = args->pages,
+		.size_class = args->size_class,
+	};
+	u32 made;
+	int err = 0;
+
+	for (made = 0; made < args->count; made++) {
+		err = span_alloc_locked(heap, vma, &req);
+		if (err)
+			break;
+		args->addrs[made] = req.addr;
+	}
+	args->count = made;
+	return made ? 0 : err;
 }
 
+/* Free @args->count spans in order; @args->count becomes how many went. */
 static int span_free_op(struct spanalloc_heap *heap,
-			struct vm_area_struct *vma, void *arg)
+			struct vm_area_struct *vma, struct span_call_args *args)
 {
-	return span_free_locked(heap, vma, *(unsigned long *)arg);
+	u32 done;
+	int err = 0;
+
+	for (done = 0; done < args->count; done++) {
+		err = span_free_locked(heap, vma, args->addrs[done],
+				       args->flags);
+		if (err)
+			break;
+	}
+	args->count = done;
+	return err;
+}
+
+/* Take back spans made by a call whose results could not reach the user. */
+static void span_unmake(struct spanalloc_file *sf, u64 *addrs, u32 count)
+{
+	struct span_call_args args = { .count = count, .addrs = addrs };
+
+	span_call(sf, false, span_free_op, &args);
 }
 
 /**
@@ -251,11 +306,13 @@ static int span_free_op(struct spanalloc_heap *heap,
  */
 long spanalloc_span_alloc_ioctl(struct spanalloc_file *sf, void __user *arg)
 {
+	struct spanalloc_span_alloc __user *ureq = arg;
 	struct spanalloc_span_alloc req;
-	unsigned long addr;
+	struct span_call_args args;
+	u64 addr;
 	int err;
 
-	if (copy_from_user(&req, arg, sizeof(req)))
+	if (copy_from_user(&req, ureq, sizeof(req)))
 		return -EFAULT;
 	if (req.flags & ~SPANALLOC_ALLOC_VALID_FLAGS || req.addr ||
 	    req.reserved[0] || req.reserved[1])
@@ -265,13 +322,16 @@ long spanalloc_span_alloc_ioctl(struct spanalloc_file *sf, void __user *arg)
 	if (req.pages > spanalloc_arena_max_bytes >> PAGE_SHIFT)
 		return -ENOMEM;
 
-	err = span_call(sf, true, span_alloc_op, &req);
+	args = (struct span_call_args){
+		.pages = req.pages, .size_class = req.size_class,
+		.count = 1, .addrs = &addr,
+	};
+	err = span_call(sf, true, span_alloc_op, &args);
 	if (err)
 		return err;
-	if (put_user(req.addr, &((struct spanalloc_span_alloc __user *)arg)->addr)) {
+	if (put_user(addr, &ureq->addr)) {
 		/* Nobody will ever know the address: take the span back. */
-		addr = req.addr;
-		span_call(sf, false, span_free_op, &addr);
+		span_unmake(sf, &addr, 1);
 		return -EFAULT;
 	}
 	return 0;
@@ -288,17 +348,107 @@ long spanalloc_span_alloc_ioctl(struct spanalloc_file *sf, void __user *arg)
 long spanalloc_span_free_ioctl(struct spanalloc_file *sf, void __user *arg)
 {
 	struct spanalloc_span_free req;
-	unsigned long addr;
+	struct span_call_args args;
 
 	if (copy_from_user(&req, arg, sizeof(req)))
 		return -EFAULT;
 	if (req.flags & ~SPANALLOC_FREE_VALID_FLAGS || req.reserved0 ||
 	    req.reserved[0] || req.reserved[1])
 		return -EINVAL;
-	addr = req.addr;
-	if (addr != req.addr)
+	args = (struct span_call_args){
+		.flags = req.flags, .count = 1, .addrs = &req.addr,
+	};
+	return span_call(sf, false, span_free_op, &args);
+}
+
+/**
+ * spanalloc_span_alloc_batch_ioctl() - SPANALLOC_IOC_SPAN_ALLOC_BATCH
+ * @sf:		the file.
+ * @arg:	user pointer to a &struct spanalloc_span_alloc_batch.
+ *
+ * Context: process context; takes the mmap lock and the heap lock.
+ * Return: 0 or a negative errno, as uapi/spanalloc.h documents.
+ */
+long spanalloc_span_alloc_batch_ioctl(struct spanalloc_file *sf,
+				      void __user *arg)
+{
+	struct spanalloc_span_alloc_batch __user *ureq = arg;
+	struct spanalloc_span_alloc_batch req;
+	struct span_call_args args;
+	u64 *addrs;
+	int err;
+
+	if (copy_from_user(&req, ureq, sizeof(req)))
+		return -EFAULT;
+	if (req.flags & ~SPANALLOC_ALLOC_VALID_FLAGS || req.reserved0 ||
+	    req.reserved[0] || req.reserved[1])
 		return -EINVAL;
-	return span_call(sf, false, span_free_op, &addr);
+	if (!req.pages || req.size_class > SPANALLOC_MAX_SIZE_CLASS ||
+	    !req.count || req.count > SPANALLOC_BATCH_MAX)
+		return -EINVAL;
+	if (req.pages > spanalloc_arena_max_bytes >> PAGE_SHIFT)
+		return -ENOMEM;
+	if (!access_ok(u64_to_user_ptr(req.addrs),
+		       req.count * sizeof(*addrs)))
+		return -EFAULT;
+
+	addrs = kmalloc_array(req.count, sizeof(*addrs), GFP_KERNEL);
+	if (!addrs)
+		return -ENOMEM;
+	args = (struct span_call_args){
+		.pages = req.pages, .size_class = req.size_class,
+		.count = req.count, .addrs = addrs,
+	};
+	err = span_call(sf, true, span_alloc_op, &args);
+	if (err)
+		goto out_free;
+	if (copy_to_user(u64_to_user_ptr(req.addrs), addrs,
+			 args.count * sizeof(*addrs)) ||
+	    put_user(args.count, &ureq->count)) {
+		span_unmake(sf, addrs, args.count);
+		err = -EFAULT;
+	}
+out_free:
+	kfree(addrs);
+	return err;
+}
+
+/**
+ * spanalloc_span_free_batch_ioctl() - SPANALLOC_IOC_SPAN_FREE_BATCH
+ * @sf:		the file.
+ * @arg:	user pointer to a &struct spanalloc_span_free_batch.
+ *
+ * Context: process context; takes the mmap lock and the heap lock.
+ * Return: 0 or a negative errno, as uapi/spanalloc.h documents.
+ */
+long spanalloc_span_free_batch_ioctl(struct spanalloc_file *sf,
+				     void __user *arg)
+{
+	struct spanalloc_span_free_batch __user *ureq = arg;
+	struct spanalloc_span_free_batch req;
+	struct span_call_args args;
+	u64 *addrs;
+	int err;
+
+	if (copy_from_user(&req, ureq, sizeof(req)))
+		return -EFAULT;
+	if (req.flags & ~SPANALLOC_FREE_VALID_FLAGS ||
+	    req.reserved[0] || req.reserved[1])
+		return -EINVAL;
+	if (!req.count || req.count > SPANALLOC_BATCH_MAX)
+		return -EINVAL;
+	addrs = memdup_user(u64_to_user_ptr(req.addrs),
+			    req.count * sizeof(*addrs));
+	if (IS_ERR(addrs))
+		return PTR_ERR(addrs);
+	args = (struct span_call_args){
+		.flags = req.flags, .count = req.count, .addrs = addrs,
+	};
+	err = span_call(sf, false, span_free_op, &args);
+	if (err != -ENXIO && put_user(args.count, &ureq->count))
+		err = -EFAULT;
+	kfree(addrs);
+	return err;
 }
 
 /**
@@ -354,11 +504,13 @@ int spanalloc_span_clone_all(struct spanalloc_heap *dst,
  * @vmf:	the fault.
  *
  * Spans are fully mapped when made, so a fault inside the arena means the
- * page is outside every span (SIGBUS, like touching a freed span) or its
- * PTE was dropped by madvise(MADV_DONTNEED). Such a page reads back as
- * zeroes, as anonymous memory does: the frame is zeroed and mapped again
- * when the heap alone holds it; when a fork() relative or a pinned I/O may
- * still see it, a new zeroed page takes its place in this mapping only.
+ * page is outside every span (SIGBUS, like touching a freed span), its
+ * frame was given back by SPANALLOC_FREE_KEEP_RANGE, or its PTE was dropped
+ * by madvise(MADV_DONTNEED). Such a page reads back as zeroes, as anonymous
+ * memory does: a hole gets a frame from the pool; a frame the heap alone
+ * holds is zeroed and mapped again; when a fork() relative or a pinned I/O
+ * may still see the frame, a new zeroed page takes its place in this
+ * mapping only.
  *
  * Context: the mmap lock or the VMA lock is held for read.
  * Return: VM_FAULT_NOPAGE, VM_FAULT_SIGBUS or VM_FAULT_OOM.
@@ -367,8 +519,10 @@ vm_fault_t spanalloc_span_fault(struct spanalloc_heap *heap,
 				struct vm_fault *vmf)
 {
 	unsigned long index = (vmf->address - heap->arena_start) >> PAGE_SHIFT;
+	struct spanalloc_frames *frames;
 	struct spanalloc_span *span;
 	struct page *page;
+	bool alone;
 	vm_fault_t ret;
 	int err;
 
@@ -378,11 +532,24 @@ vm_fault_t spanalloc_span_fault(struct spanalloc_heap *heap,
 		ret = VM_FAULT_SIGBUS;
 		goto out_unlock;
 	}
-	page = span->frames->pages[index - span->first];
-	if (kref_read(&span->frames->kref) == 1 && page_count(page) == 1) {
+	frames = span->frames;
+	index -= span->first;
+	alone = kref_read(&frames->kref) == 1;
+	if (alone && !frames->pages[index]) {
+		/* A hole of a KEEP_RANGE span: a fresh zeroed frame. */
+		err = spanalloc_frames_fill(frames, index);
+		if (err) {
+			ret = err == -EINTR ? VM_FAULT_SIGBUS : VM_FAULT_OOM;
+			goto out_unlock;
+		}
+		page = frames->pages[index];
+		get_page(page);
+	} else if (alone && page_count(frames->pages[index]) == 1) {
+		page = frames->pages[index];
 		clear_highpage(page);
 		get_page(page);
 	} else {
+		/* Someone else may see the frame: a private zeroed page. */
 		page = alloc_page(GFP_HIGHUSER | __GFP_ZERO | __GFP_ACCOUNT);
 		if (!page) {
 			ret = VM_FAULT_OOM;

@@ -318,6 +318,183 @@ TEST_F(dev, free_coalesces)
 	EXPECT_EQ(0, span_free(self->fd, c));
 }
 
+/* ---- batches and KEEP_RANGE ----------------------------------------------- */
+
+static int alloc_batch(int fd, uint64_t pages, uint32_t count, uint64_t *addrs,
+		       uint32_t *made)
+{
+	struct spanalloc_span_alloc_batch req = {
+		.pages = pages, .addrs = (uintptr_t)addrs, .count = count,
+	};
+
+	if (ioctl(fd, SPANALLOC_IOC_SPAN_ALLOC_BATCH, &req))
+		return -errno;
+	*made = req.count;
+	return 0;
+}
+
+static int free_batch(int fd, uint32_t count, uint64_t *addrs, uint32_t flags,
+		      uint32_t *done)
+{
+	struct spanalloc_span_free_batch req = {
+		.addrs = (uintptr_t)addrs, .count = count, .flags = flags,
+	};
+	int err = ioctl(fd, SPANALLOC_IOC_SPAN_FREE_BATCH, &req) ? -errno : 0;
+
+	*done = req.count;
+	return err;
+}
+
+TEST_F(dev, batch_alloc_free)
+{
+	uint64_t addrs[SPANALLOC_BATCH_MAX];
+	uint32_t made = 0, done = 0, i;
+	long frames = read_stat("frames");
+
+	ASSERT_EQ(0, alloc_batch(self->fd, 2, 64, addrs, &made));
+	ASSERT_EQ(64, made);
+	for (i = 0; i < made; i++) {
+		char *p = (char *)(uintptr_t)addrs[i];
+
+		EXPECT_EQ(0, p[0]);
+		memset(p, i, 2 * self->page);
+		if (i)
+			EXPECT_NE(addrs[i - 1], addrs[i]);
+	}
+	EXPECT_EQ(frames + 128, read_stat("frames"));
+	for (i = 0; i < made; i++)
+		EXPECT_EQ((char)i, ((char *)(uintptr_t)addrs[i])[self->page]);
+	ASSERT_EQ(0, free_batch(self->fd, made, addrs, 0, &done));
+	EXPECT_EQ(64, done);
+	EXPECT_EQ(frames, read_stat("frames"));
+}
+
+TEST_F(dev, batch_alloc_partial_when_arena_fills)
+{
+	uint64_t quarter = ARENA_BYTES / self->page / 4, addrs[8];
+	uint32_t made = 0, done = 0;
+
+	/* Only three quarters fit after the first: the batch stops there. */
+	ASSERT_EQ(0, alloc_batch(self->fd, quarter + 1, 8, addrs, &made));
+	EXPECT_EQ(3, made);
+	ASSERT_EQ(0, free_batch(self->fd, made, addrs, 0, &done));
+	EXPECT_EQ(3, done);
+}
+
+TEST_F(dev, batch_bad_fields)
+{
+	struct spanalloc_span_alloc_batch a;
+	struct spanalloc_span_free_batch f;
+	uint64_t addrs[4];
+	uint32_t made;
+
+	EXPECT_EQ(-EINVAL, alloc_batch(self->fd, 1, 0, addrs, &made));
+	EXPECT_EQ(-EINVAL, alloc_batch(self->fd, 1, SPANALLOC_BATCH_MAX + 1,
+				       addrs, &made));
+	EXPECT_EQ(-EINVAL, alloc_batch(self->fd, 0, 1, addrs, &made));
+	EXPECT_EQ(-EFAULT, alloc_batch(self->fd, 1, 4, (uint64_t *)8, &made));
+	memset(&a, 0, sizeof(a));
+	a.pages = 1;
+	a.count = 1;
+	a.addrs = (uintptr_t)addrs;
+	a.reserved0 = 1;
+	errno = 0;
+	EXPECT_EQ(-1, ioctl(self->fd, SPANALLOC_IOC_SPAN_ALLOC_BATCH, &a));
+	EXPECT_EQ(EINVAL, errno);
+	a.reserved0 = 0;
+	a.size_class = SPANALLOC_MAX_SIZE_CLASS + 1;
+	errno = 0;
+	EXPECT_EQ(-1, ioctl(self->fd, SPANALLOC_IOC_SPAN_ALLOC_BATCH, &a));
+	EXPECT_EQ(EINVAL, errno);
+
+	memset(&f, 0, sizeof(f));
+	f.addrs = (uintptr_t)addrs;
+	f.count = 1;
+	f.flags = 2;
+	errno = 0;
+	EXPECT_EQ(-1, ioctl(self->fd, SPANALLOC_IOC_SPAN_FREE_BATCH, &f));
+	EXPECT_EQ(EINVAL, errno);
+	f.flags = 0;
+	f.reserved[1] = 1;
+	errno = 0;
+	EXPECT_EQ(-1, ioctl(self->fd, SPANALLOC_IOC_SPAN_FREE_BATCH, &f));
+	EXPECT_EQ(EINVAL, errno);
+	f.reserved[1] = 0;
+	f.addrs = 8;
+	errno = 0;
+	EXPECT_EQ(-1, ioctl(self->fd, SPANALLOC_IOC_SPAN_FREE_BATCH, &f));
+	EXPECT_EQ(EFAULT, errno);
+}
+
+TEST_F(dev, batch_free_stops_at_bad_address)
+{
+	uint64_t addrs[4];
+	uint32_t made = 0, done = 0;
+	void *span;
+
+	ASSERT_EQ(0, alloc_batch(self->fd, 1, 4, addrs, &made));
+	ASSERT_EQ(4, made);
+	addrs[2] += 8;	/* not a span start */
+	EXPECT_EQ(-EINVAL, free_batch(self->fd, 4, addrs, 0, &done));
+	EXPECT_EQ(2, done);
+	/* The ones from the bad address on are still live. */
+	EXPECT_EQ(0, span_free(self->fd, (void *)(uintptr_t)addrs[3]));
+	EXPECT_EQ(0, span_free(self->fd, (void *)(uintptr_t)(addrs[2] - 8)));
+	EXPECT_EQ(-EINVAL, span_free(self->fd, (void *)(uintptr_t)addrs[0]));
+	(void)span;
+}
+
+TEST_F(dev, keep_range_drops_frames_keeps_span)
+{
+	struct spanalloc_span_free req = { .flags = SPANALLOC_FREE_KEEP_RANGE };
+	long frames = read_stat("frames");
+	struct spanalloc_info info;
+	unsigned char *span;
+
+	ASSERT_EQ(0, span_alloc(self->fd, 8, 7, (void **)&span));
+	memset(span, 0x77, 8 * self->page);
+	req.addr = (uintptr_t)span;
+	ASSERT_EQ(0, ioctl(self->fd, SPANALLOC_IOC_SPAN_FREE, &req));
+	EXPECT_EQ(frames, read_stat("frames"));
+	ASSERT_EQ(0, ioctl(self->fd, SPANALLOC_IOC_INFO, &info));
+	EXPECT_EQ(1, info.heap_spans);
+	/* Touched again: zeroes, one new frame per page touched. */
+	EXPECT_EQ(0, span[0]);
+	span[3 * self->page] = 5;
+	EXPECT_EQ(5, span[3 * self->page]);
+	EXPECT_EQ(frames + 2, read_stat("frames"));
+	/* The range is still the span's: a full free works and counts. */
+	EXPECT_EQ(0, span_free(self->fd, span));
+	EXPECT_EQ(frames, read_stat("frames"));
+}
+
+TEST_F(dev, keep_range_after_fork_keeps_child_data)
+{
+	struct spanalloc_span_free req = { .flags = SPANALLOC_FREE_KEEP_RANGE };
+	struct fork_case_lite { unsigned char *span; } fc;
+	int pipefd[2], status;
+	pid_t pid;
+	char c;
+
+	ASSERT_EQ(0, span_alloc(self->fd, 2, 0, (void **)&fc.span));
+	memset(fc.span, 0x11, 2 * self->page);
+	ASSERT_EQ(0, pipe(pipefd));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		if (read(pipefd[0], &c, 1) != 1)
+			_exit(2);
+		_exit(fc.span[0] == 0x11 && fc.span[self->page] == 0x11 ? 0 : 1);
+	}
+	req.addr = (uintptr_t)fc.span;
+	ASSERT_EQ(0, ioctl(self->fd, SPANALLOC_IOC_SPAN_FREE, &req));
+	fc.span[0] = 0x99;	/* a hole filled in the parent only */
+	ASSERT_EQ(1, write(pipefd[1], "x", 1));
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(0, WEXITSTATUS(status));
+}
+
 /* ---- the frame pool ------------------------------------------------------ */
 
 static int write_param(const char *name, long value)
@@ -663,7 +840,7 @@ TEST_F(dev, free_bad_flags_reserved_einval)
 		memset(&req, 0, sizeof(req));
 		req.addr = (uintptr_t)span;
 		if (i == 0)
-			req.flags = 1;
+			req.flags = ~SPANALLOC_FREE_VALID_FLAGS;
 		else if (i == 1)
 			req.reserved0 = 1;
 		else

@@ -85,8 +85,14 @@ struct spanalloc_span_alloc {
 	__u64 reserved[2];
 };
 
-/* No flags are defined yet for SPANALLOC_IOC_SPAN_FREE. */
-#define SPANALLOC_FREE_VALID_FLAGS	0U
+/*
+ * SPANALLOC_FREE_KEEP_RANGE: give the span's frames back but keep the span
+ * (its range, class and record), like madvise(MADV_DONTNEED) on anonymous
+ * memory: its pages read back as zeroes, each backed by a new frame on its
+ * first touch, until the span is freed without this flag.
+ */
+#define SPANALLOC_FREE_KEEP_RANGE	0x1U
+#define SPANALLOC_FREE_VALID_FLAGS	SPANALLOC_FREE_KEEP_RANGE
 
 /**
  * struct spanalloc_span_free - give one span back
@@ -96,12 +102,58 @@ struct spanalloc_span_alloc {
  * @reserved:	in: zero.
  *
  * The span's pages are unmapped from the caller and its range becomes free
- * arena space; touching it afterwards raises SIGBUS.
+ * arena space; touching it afterwards raises SIGBUS. With
+ * %SPANALLOC_FREE_KEEP_RANGE only the frames go.
  */
 struct spanalloc_span_free {
 	__u64 addr;
 	__u32 flags;
 	__u32 reserved0;
+	__u64 reserved[2];
+};
+
+/* Most spans one batch ioctl handles. */
+#define SPANALLOC_BATCH_MAX		512
+
+/**
+ * struct spanalloc_span_alloc_batch - ask for several spans of one kind
+ * @pages:	in: length of each span in pages, at least 1.
+ * @addrs:	in: user pointer to an array of @count __u64, where the
+ *		spans' addresses are written.
+ * @count:	in: spans wanted, 1 to %SPANALLOC_BATCH_MAX; out: spans made.
+ * @size_class:	in: size class tag of every span, as in
+ *		&struct spanalloc_span_alloc.
+ * @flags:	in: zero or more of %SPANALLOC_ALLOC_VALID_FLAGS.
+ * @reserved0:	in: zero.
+ * @reserved:	in: zero.
+ *
+ * Makes as many of the spans as it can: when a limit or the arena runs out
+ * after at least one span, the call succeeds with @count lowered.
+ */
+struct spanalloc_span_alloc_batch {
+	__u64 pages;
+	__u64 addrs;
+	__u32 count;
+	__u32 size_class;
+	__u32 flags;
+	__u32 reserved0;
+	__u64 reserved[2];
+};
+
+/**
+ * struct spanalloc_span_free_batch - give several spans back
+ * @addrs:	in: user pointer to an array of @count __u64 span addresses.
+ * @count:	in: spans to free, 1 to %SPANALLOC_BATCH_MAX; out: spans freed.
+ * @flags:	in: zero or more of %SPANALLOC_FREE_VALID_FLAGS, for all.
+ * @reserved:	in: zero.
+ *
+ * Frees in array order and stops at the first address that is not a live
+ * span: the call then fails with -EINVAL and @count says how many went.
+ */
+struct spanalloc_span_free_batch {
+	__u64 addrs;
+	__u32 count;
+	__u32 flags;
 	__u64 reserved[2];
 };
 
@@ -137,5 +189,26 @@ struct spanalloc_span_free {
  */
 #define SPANALLOC_IOC_SPAN_FREE \
 	_IOW(SPANALLOC_IOC_MAGIC, 0x42, struct spanalloc_span_free)
+
+/**
+ * DOC: SPANALLOC_IOC_SPAN_ALLOC_BATCH
+ *
+ * Takes a &struct spanalloc_span_alloc_batch: up to @count spans in one
+ * call, all their PTEs installed. Returns 0 (with @count spans made, at
+ * least 1), -EFAULT (no span is left made), -EINVAL, -ENXIO, -ENOMEM (not
+ * even one span) or -EINTR.
+ */
+#define SPANALLOC_IOC_SPAN_ALLOC_BATCH \
+	_IOWR(SPANALLOC_IOC_MAGIC, 0x43, struct spanalloc_span_alloc_batch)
+
+/**
+ * DOC: SPANALLOC_IOC_SPAN_FREE_BATCH
+ *
+ * Takes a &struct spanalloc_span_free_batch. Returns 0, -EFAULT, -EINVAL
+ * (a bad field, or a bad address: @count tells how many were freed) or
+ * -ENXIO.
+ */
+#define SPANALLOC_IOC_SPAN_FREE_BATCH \
+	_IOWR(SPANALLOC_IOC_MAGIC, 0x44, struct spanalloc_span_free_batch)
 
 #endif /* _UAPI_LINUX_SPANALLOC_H */
