@@ -54,6 +54,9 @@
 /* Frames moved per hold of the pool lock. */
 #define SPANALLOC_POOL_BATCH	64
 
+/* How long fewer than a batch of dirty frames wait for the zeroing worker. */
+#define SPANALLOC_ZERO_DELAY_MS	10
+
 /**
  * struct spanalloc_pool - free frames of one memory cgroup
  * @kref:	heaps and frame sets using the pool.
@@ -65,7 +68,9 @@
  * @dirty:	frames waiting to be zeroed.
  * @nr_clean:	length of @clean.
  * @nr_dirty:	length of @dirty.
- * @zero_work:	the worker zeroing @dirty.
+ * @zero_work:	the worker zeroing @dirty: at once for a batch's worth,
+ *		after SPANALLOC_ZERO_DELAY_MS for less, so that a span freed
+ *		and made again at once costs no wake-up.
  */
 struct spanalloc_pool {
 	struct kref kref;
@@ -77,7 +82,7 @@ struct spanalloc_pool {
 	struct list_head dirty;
 	unsigned long nr_clean;
 	unsigned long nr_dirty;
-	struct work_struct zero_work;
+	struct delayed_work zero_work;
 };
 
 static LIST_HEAD(spanalloc_pools);
@@ -98,7 +103,8 @@ static void pool_count(struct spanalloc_pool *pool, long clean, long dirty)
 static void pool_zero_work(struct work_struct *work)
 {
 	struct spanalloc_pool *pool =
-		container_of(work, struct spanalloc_pool, zero_work);
+		container_of(to_delayed_work(work), struct spanalloc_pool,
+			     zero_work);
 	struct page *page, *next;
 	LIST_HEAD(batch);
 	long n;
@@ -255,8 +261,11 @@ void spanalloc_pool_give(struct spanalloc_pool *pool, struct page **pages,
 	spin_lock(&pool->lock);
 	list_splice(&list, &pool->dirty);
 	pool_count(pool, 0, kept);
+	room = pool->nr_dirty;
 	spin_unlock(&pool->lock);
-	queue_work(system_unbound_wq, &pool->zero_work);
+	queue_delayed_work(system_unbound_wq, &pool->zero_work,
+			   room >= SPANALLOC_POOL_BATCH ? 0 :
+			   msecs_to_jiffies(SPANALLOC_ZERO_DELAY_MS));
 }
 
 /* Give up to @nr pooled frames (dirty first) back to the buddy allocator. */
@@ -310,7 +319,7 @@ struct spanalloc_pool *spanalloc_pool_get(void)
 		spin_lock_init(&pool->lock);
 		INIT_LIST_HEAD(&pool->clean);
 		INIT_LIST_HEAD(&pool->dirty);
-		INIT_WORK(&pool->zero_work, pool_zero_work);
+		INIT_DELAYED_WORK(&pool->zero_work, pool_zero_work);
 		list_add(&pool->node, &spanalloc_pools);
 	} else {
 		mem_cgroup_put(memcg);
@@ -328,7 +337,7 @@ static void pool_release(struct kref *kref)
 
 	list_del(&pool->node);
 	mutex_unlock(&pools_lock);
-	cancel_work_sync(&pool->zero_work);
+	cancel_delayed_work_sync(&pool->zero_work);
 	pool_drain(pool, ULONG_MAX);
 	mem_cgroup_put(pool->memcg);
 	kfree(pool);

@@ -1,0 +1,251 @@
+/*
+ * kbench: micro-benchmarks of the page heap in the kernel (not a test).
+ *
+ * Run as root inside the VM with the module loaded (scripts/vm-run). In one
+ * process it times:
+ *   - obtaining and first-touching 256 MiB (one write per page) through
+ *     spans of 2 MiB from SPAN_ALLOC_BATCH, with a cold pool (fresh frames
+ *     from the buddy allocator) and a warm pool (frames zeroed ahead),
+ *     against mmap(MAP_ANONYMOUS) + touch and MAP_POPULATE + touch;
+ *   - a SPAN_ALLOC/SPAN_FREE round trip of one page, and the INFO ioctl,
+ *     against a null system call (getppid).
+ * Prints a Markdown table; each figure is the median of ROUNDS runs.
+ */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <linux/spanalloc.h>
+
+#define MIB		(1UL << 20)
+#define BYTES		(256 * MIB)
+#define SPAN_BYTES	(2 * MIB)
+#define NSPANS		(BYTES / SPAN_BYTES)
+#define ROUNDS		5
+#define TRIPS		20000
+
+static long page;
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int cmp(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+	qsort(v, n, sizeof(*v), cmp);
+	return v[n / 2];
+}
+
+static void touch(char *p, size_t bytes)
+{
+	size_t off;
+
+	for (off = 0; off < bytes; off += page)
+		p[off] = 1;
+}
+
+static long stat_of(const char *name)
+{
+	char path[128], buf[32] = "";
+	int fd;
+
+	snprintf(path, sizeof(path), "/sys/class/misc/spanalloc/stats/%s", name);
+	fd = open(path, O_RDONLY);
+	if (fd < 0 || read(fd, buf, sizeof(buf) - 1) < 0)
+		buf[0] = '\0';
+	if (fd >= 0)
+		close(fd);
+	return atol(buf);
+}
+
+static void set_param(const char *name, const char *value)
+{
+	char path[128];
+	int fd;
+
+	snprintf(path, sizeof(path), "/sys/module/spanalloc/parameters/%s",
+		 name);
+	fd = open(path, O_WRONLY);
+	if (fd < 0 || write(fd, value, strlen(value)) < 0)
+		fprintf(stderr, "kbench: cannot set %s\n", name);
+	if (fd >= 0)
+		close(fd);
+}
+
+/* 256 MiB of spans, touched; returns seconds. Leaves the spans in @addrs. */
+static double spans_get(int fd, uint64_t *addrs)
+{
+	struct spanalloc_span_alloc_batch req = {
+		.pages = SPAN_BYTES / page, .addrs = (uintptr_t)addrs,
+		.count = NSPANS,
+	};
+	double t = now();
+	unsigned int i;
+
+	if (ioctl(fd, SPANALLOC_IOC_SPAN_ALLOC_BATCH, &req) ||
+	    req.count != NSPANS) {
+		perror("kbench: SPAN_ALLOC_BATCH");
+		exit(1);
+	}
+	for (i = 0; i < NSPANS; i++)
+		touch((char *)(uintptr_t)addrs[i], SPAN_BYTES);
+	return now() - t;
+}
+
+static void spans_put(int fd, uint64_t *addrs)
+{
+	struct spanalloc_span_free_batch req = {
+		.addrs = (uintptr_t)addrs, .count = NSPANS,
+	};
+
+	if (ioctl(fd, SPANALLOC_IOC_SPAN_FREE_BATCH, &req)) {
+		perror("kbench: SPAN_FREE_BATCH");
+		exit(1);
+	}
+}
+
+static void wait_zeroed(void)
+{
+	int i;
+
+	for (i = 0; i < 3000 && stat_of("pool_clean") < stat_of("pool_frames");
+	     i++)
+		usleep(10000);
+}
+
+static double anon_get(int flags)
+{
+	double t = now();
+	char *p = mmap(NULL, BYTES, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | flags, -1, 0);
+
+	if (p == MAP_FAILED) {
+		perror("kbench: mmap");
+		exit(1);
+	}
+	touch(p, BYTES);
+	t = now() - t;
+	munmap(p, BYTES);
+	return t;
+}
+
+static double per_op(void (*op)(int), int fd)
+{
+	double t = now();
+	int i;
+
+	for (i = 0; i < TRIPS; i++)
+		op(fd);
+	return (now() - t) / TRIPS;
+}
+
+static void op_null(int fd)
+{
+	(void)fd;
+	syscall(SYS_getppid);
+}
+
+static void op_info(int fd)
+{
+	struct spanalloc_info info;
+
+	ioctl(fd, SPANALLOC_IOC_INFO, &info);
+}
+
+static void op_round_trip(int fd)
+{
+	struct spanalloc_span_alloc a = { .pages = 1 };
+	struct spanalloc_span_free f = { 0 };
+
+	if (ioctl(fd, SPANALLOC_IOC_SPAN_ALLOC, &a))
+		exit(1);
+	f.addr = a.addr;
+	if (ioctl(fd, SPANALLOC_IOC_SPAN_FREE, &f))
+		exit(1);
+}
+
+int main(void)
+{
+	double cold[ROUNDS], warm[ROUNDS], anon[ROUNDS], pop[ROUNDS];
+	double tnull[ROUNDS], tinfo[ROUNDS], ttrip[ROUNDS];
+	static uint64_t addrs[NSPANS];
+	char uname_r[128] = "?";
+	FILE *f;
+	int fd, r;
+
+	page = sysconf(_SC_PAGESIZE);
+	fd = open("/dev/spanalloc", O_RDWR);
+	if (fd < 0 || mmap(NULL, 4 * BYTES, PROT_READ | PROT_WRITE,
+			   MAP_PRIVATE, fd, 0) == MAP_FAILED) {
+		perror("kbench: /dev/spanalloc");
+		return 1;
+	}
+	f = fopen("/proc/sys/kernel/osrelease", "r");
+	if (f && fgets(uname_r, sizeof(uname_r), f))
+		uname_r[strcspn(uname_r, "\n")] = '\0';
+	if (f)
+		fclose(f);
+
+	/* A pool big enough to keep 256 MiB warm. */
+	set_param("pool_max_frames", "131072");
+	for (r = 0; r < ROUNDS; r++) {
+		int dc = open("/proc/sys/vm/drop_caches", O_WRONLY);
+
+		/* Cold: empty the pool first (the shrinker takes it all). */
+		if (dc < 0 || write(dc, "2", 1) != 1)
+			fprintf(stderr, "kbench: cannot drop caches\n");
+		if (dc >= 0)
+			close(dc);
+		cold[r] = spans_get(fd, addrs);
+		spans_put(fd, addrs);
+		wait_zeroed();
+		warm[r] = spans_get(fd, addrs);
+		spans_put(fd, addrs);
+		anon[r] = anon_get(0);
+		pop[r] = anon_get(MAP_POPULATE);
+		tnull[r] = per_op(op_null, fd);
+		tinfo[r] = per_op(op_info, fd);
+		ttrip[r] = per_op(op_round_trip, fd);
+	}
+
+	printf("kbench on %s, median of %d rounds\n\n", uname_r, ROUNDS);
+	printf("| 256 MiB obtained + one write per page | seconds | vs anon mmap |\n");
+	printf("|---|---:|---:|\n");
+	printf("| spans, warm pool (zeroed ahead) | %.4f | %.3fx |\n",
+	       median(warm, ROUNDS), median(warm, ROUNDS) / median(anon, ROUNDS));
+	printf("| spans, cold pool (fresh frames) | %.4f | %.3fx |\n",
+	       median(cold, ROUNDS), median(cold, ROUNDS) / median(anon, ROUNDS));
+	printf("| mmap(MAP_ANONYMOUS) + faults | %.4f | 1.000x |\n",
+	       median(anon, ROUNDS));
+	printf("| mmap(MAP_POPULATE) | %.4f | %.3fx |\n\n",
+	       median(pop, ROUNDS), median(pop, ROUNDS) / median(anon, ROUNDS));
+	printf("| round trip | ns | vs getppid |\n|---|---:|---:|\n");
+	printf("| getppid() (null system call) | %.0f | 1.00x |\n",
+	       median(tnull, ROUNDS) * 1e9);
+	printf("| SPANALLOC_IOC_INFO | %.0f | %.2fx |\n",
+	       median(tinfo, ROUNDS) * 1e9,
+	       median(tinfo, ROUNDS) / median(tnull, ROUNDS));
+	printf("| SPAN_ALLOC + SPAN_FREE, 1 page | %.0f | %.2fx |\n",
+	       median(ttrip, ROUNDS) * 1e9,
+	       median(ttrip, ROUNDS) / median(tnull, ROUNDS));
+	return 0;
+}
