@@ -67,8 +67,9 @@ $(LIB_A): $(LIB_A_OBJS)
 $(BUILD)/userlib $(BUILD)/selftests $(BUILD)/include/linux:
 	mkdir -p $@
 
-$(BUILD)/include/linux/spanalloc.h: uapi/spanalloc.h | $(BUILD)/include/linux
-	cp $< $@
+$(BUILD)/include/linux/spanalloc.h: uapi/spanalloc.h uapi/spanalloc_classes.h \
+		| $(BUILD)/include/linux
+	cp uapi/spanalloc.h uapi/spanalloc_classes.h $(BUILD)/include/linux/
 
 $(KSFT_DIR)/kselftest_harness.h:
 	@[ -f $(KSFT_SRC) ] || scripts/setup

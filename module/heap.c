@@ -76,6 +76,7 @@ static struct spanalloc_heap *heap_create(struct spanalloc_file *sf,
 	heap->arena_pages = pages;
 	mt_init(&heap->spans);
 	atomic_long_inc(&spanalloc_stats.heaps);
+	spanalloc_stats_add_heap(heap);
 	return heap;
 }
 
@@ -84,6 +85,7 @@ static void heap_release(struct kref *kref)
 	struct spanalloc_heap *heap =
 		container_of(kref, struct spanalloc_heap, kref);
 
+	spanalloc_stats_del_heap(heap);
 	mutex_destroy(&heap->lock);
 	spanalloc_pool_put(heap->pool);
 	atomic_long_dec(&spanalloc_stats.heaps);

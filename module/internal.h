@@ -39,6 +39,9 @@
 
 #include "../uapi/spanalloc.h"
 
+struct spanalloc_file;
+struct spanalloc_heap;
+
 /* ---- range.c: free arena space, in page indices from the arena start ---- */
 
 /**
@@ -163,6 +166,11 @@ struct spanalloc_stats {
 
 extern struct spanalloc_stats spanalloc_stats;
 extern const struct attribute_group *spanalloc_stats_groups[];
+void spanalloc_debugfs_init(void);
+void spanalloc_debugfs_exit(void);
+void spanalloc_stats_add_heap(struct spanalloc_heap *heap);
+void spanalloc_stats_del_heap(struct spanalloc_heap *heap);
+long spanalloc_heap_stats_ioctl(struct spanalloc_file *sf, void __user *arg);
 
 /* ---- main.c: limits (module parameters) ---- */
 
@@ -215,8 +223,15 @@ struct spanalloc_span {
  * @spans:	page index -> &struct spanalloc_span, one entry per span
  *		covering all its pages.
  * @free:	free arena space.
- * @nr_pages:	frames referenced by the heap's spans.
+ * @nr_pages:	pages of the heap's live spans.
  * @nr_spans:	live spans.
+ * @all_node:	entry in the list of every heap, for debugfs.
+ * @class_spans: live spans by size class.
+ * @class_pages: their pages by size class.
+ * @spans_made:	spans ever made.
+ * @spans_freed: spans ever freed.
+ * @calls:	span ioctls served.
+ * @fault_refills: pages refilled by the fault handler.
  */
 struct spanalloc_heap {
 	struct kref kref;
@@ -234,6 +249,13 @@ struct spanalloc_heap {
 	struct spanalloc_range_tree free;
 	unsigned long nr_pages;
 	unsigned long nr_spans;
+	struct list_head all_node;
+	unsigned long class_spans[SPANALLOC_NUM_CLASSES];
+	unsigned long class_pages[SPANALLOC_NUM_CLASSES];
+	unsigned long spans_made;
+	unsigned long spans_freed;
+	unsigned long calls;
+	unsigned long fault_refills;
 };
 
 struct spanalloc_file *spanalloc_file_create(void);

@@ -131,6 +131,8 @@ static long spanalloc_ioctl(struct file *file, unsigned int cmd,
 		return spanalloc_span_alloc_batch_ioctl(sf, uarg);
 	case SPANALLOC_IOC_SPAN_FREE_BATCH:
 		return spanalloc_span_free_batch_ioctl(sf, uarg);
+	case SPANALLOC_IOC_HEAP_STATS:
+		return spanalloc_heap_stats_ioctl(sf, uarg);
 	default:
 		return -ENOTTY;
 	}
@@ -161,13 +163,17 @@ static int __init spanalloc_init(void)
 	if (err)
 		return err;
 	err = misc_register(&spanalloc_misc);
-	if (err)
+	if (err) {
 		spanalloc_pool_exit();
-	return err;
+		return err;
+	}
+	spanalloc_debugfs_init();
+	return 0;
 }
 
 static void __exit spanalloc_exit(void)
 {
+	spanalloc_debugfs_exit();
 	misc_deregister(&spanalloc_misc);
 	spanalloc_pool_exit();
 }

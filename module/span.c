@@ -44,6 +44,8 @@ void spanalloc_span_release(struct spanalloc_heap *heap,
 	lockdep_assert_held(&heap->lock);
 	heap->nr_pages -= span->pages;
 	heap->nr_spans--;
+	heap->class_spans[span->size_class]--;
+	heap->class_pages[span->size_class] -= span->pages;
 	atomic_long_dec(&spanalloc_stats.spans);
 	spanalloc_frames_put(span->frames);
 	kfree(span->spare);
@@ -79,6 +81,8 @@ static int span_record(struct spanalloc_heap *heap,
 		return err;
 	heap->nr_pages += span->pages;
 	heap->nr_spans++;
+	heap->class_spans[span->size_class]++;
+	heap->class_pages[span->size_class] += span->pages;
 	atomic_long_inc(&spanalloc_stats.spans);
 	return 0;
 }
@@ -141,6 +145,7 @@ static int span_alloc_locked(struct spanalloc_heap *heap,
 		goto out_unmap;
 
 	req->addr = span_addr(heap, span);
+	heap->spans_made++;
 	return 0;
 
 out_unmap:
@@ -183,6 +188,7 @@ static int span_free_locked(struct spanalloc_heap *heap,
 		spanalloc_zap(vma, addr, span->pages << PAGE_SHIFT);
 		spanalloc_frames_put(span->frames);
 		span->frames = empty;
+		heap->spans_freed++;
 		return 0;
 	}
 	spanalloc_zap(vma, addr, span->pages << PAGE_SHIFT);
@@ -191,6 +197,7 @@ static int span_free_locked(struct spanalloc_heap *heap,
 			     span->spare);
 	span->spare = NULL;
 	spanalloc_span_release(heap, span);
+	heap->spans_freed++;
 	return 0;
 }
 
@@ -239,6 +246,7 @@ static int span_call(struct spanalloc_file *sf, bool writable,
 	}
 	if (vma) {
 		mutex_lock(&heap->lock);
+		heap->calls++;
 		err = op(heap, vma, args);
 		mutex_unlock(&heap->lock);
 	} else {
@@ -563,6 +571,7 @@ vm_fault_t spanalloc_span_fault(struct spanalloc_heap *heap,
 		ret = err == -ENOMEM ? VM_FAULT_OOM : VM_FAULT_SIGBUS;
 	} else {
 		atomic_long_inc(&spanalloc_stats.fault_refills);
+		heap->fault_refills++;
 		ret = VM_FAULT_NOPAGE;
 	}
 out_unlock:

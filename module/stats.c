@@ -1,10 +1,21 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * spanalloc stats: module-wide counters and their sysfs files, one value
- * per file under /sys/class/misc/spanalloc/stats/ (README.md lists them).
+ * per file under /sys/class/misc/spanalloc/stats/; the counters of every
+ * heap in debugfs, spanalloc/heaps; the caller's heap through
+ * SPANALLOC_IOC_HEAP_STATS. README.md ("Observing") lists them all.
+ *
+ * Lock order: all_heaps_lock (mutex) -> spanalloc_heap.lock.
  */
+#include <linux/debugfs.h>
 #include <linux/device.h>
+#include <linux/mm.h>
+#include <linux/rcupdate.h>
+#include <linux/sched.h>
+#include <linux/seq_file.h>
+#include <linux/slab.h>
 #include <linux/sysfs.h>
+#include <linux/uaccess.h>
 
 #include "internal.h"
 
@@ -93,3 +104,161 @@ const struct attribute_group *spanalloc_stats_groups[] = {
 	&spanalloc_stats_group,
 	NULL
 };
+
+/* Every heap in the system, for the debugfs view. */
+static LIST_HEAD(all_heaps);
+static DEFINE_MUTEX(all_heaps_lock);	/* protects all_heaps */
+static struct dentry *spanalloc_debugfs;
+
+/**
+ * spanalloc_stats_add_heap() - list a new heap for debugfs
+ * @heap:	the heap, not yet visible elsewhere.
+ */
+void spanalloc_stats_add_heap(struct spanalloc_heap *heap)
+{
+	mutex_lock(&all_heaps_lock);
+	list_add_tail(&heap->all_node, &all_heaps);
+	mutex_unlock(&all_heaps_lock);
+}
+
+/**
+ * spanalloc_stats_del_heap() - unlist a heap about to be freed
+ * @heap:	the heap.
+ */
+void spanalloc_stats_del_heap(struct spanalloc_heap *heap)
+{
+	mutex_lock(&all_heaps_lock);
+	list_del(&heap->all_node);
+	mutex_unlock(&all_heaps_lock);
+}
+
+/* The process owning @mm, as "pid comm", when the kernel keeps track. */
+static void heaps_show_owner(struct seq_file *m, struct mm_struct *mm)
+{
+#ifdef CONFIG_MEMCG
+	struct task_struct *owner;
+
+	rcu_read_lock();
+	owner = rcu_dereference(mm->owner);
+	if (owner) {
+		seq_printf(m, "%d %s", task_tgid_nr(owner), owner->comm);
+		rcu_read_unlock();
+		return;
+	}
+	rcu_read_unlock();
+#endif
+	seq_puts(m, "- -");
+}
+
+/*
+ * One line per live heap:
+ *   pid comm spans pages made freed calls refills class:spans:pages...
+ */
+static int heaps_show(struct seq_file *m, void *unused)
+{
+	struct spanalloc_heap *heap;
+	int class;
+
+	seq_puts(m, "# pid comm spans pages made freed calls refills [class:spans:pages...]\n");
+	mutex_lock(&all_heaps_lock);
+	list_for_each_entry(heap, &all_heaps, all_node) {
+		mutex_lock(&heap->lock);
+		if (heap->dead) {
+			mutex_unlock(&heap->lock);
+			continue;
+		}
+		heaps_show_owner(m, heap->mm);
+		seq_printf(m, " %lu %lu %lu %lu %lu %lu", heap->nr_spans,
+			   heap->nr_pages, heap->spans_made, heap->spans_freed,
+			   heap->calls, heap->fault_refills);
+		for (class = 0; class < SPANALLOC_NUM_CLASSES; class++)
+			if (heap->class_spans[class])
+				seq_printf(m, " %d:%lu:%lu", class,
+					   heap->class_spans[class],
+					   heap->class_pages[class]);
+		seq_putc(m, '\n');
+		mutex_unlock(&heap->lock);
+	}
+	mutex_unlock(&all_heaps_lock);
+	return 0;
+}
+DEFINE_SHOW_ATTRIBUTE(heaps);
+
+/**
+ * spanalloc_debugfs_init() - make debugfs spanalloc/heaps
+ *
+ * Debugfs is optional: failures are ignored, as debugfs wants.
+ */
+void spanalloc_debugfs_init(void)
+{
+	spanalloc_debugfs = debugfs_create_dir("spanalloc", NULL);
+	debugfs_create_file("heaps", 0444, spanalloc_debugfs, NULL,
+			    &heaps_fops);
+}
+
+/**
+ * spanalloc_debugfs_exit() - remove debugfs spanalloc/
+ */
+void spanalloc_debugfs_exit(void)
+{
+	debugfs_remove_recursive(spanalloc_debugfs);
+}
+
+/**
+ * spanalloc_heap_stats_ioctl() - SPANALLOC_IOC_HEAP_STATS
+ * @sf:		the file.
+ * @arg:	user pointer to a &struct spanalloc_heap_stats.
+ *
+ * Context: process context; takes the heap lock.
+ * Return: 0 or a negative errno, as uapi/spanalloc.h documents.
+ */
+long spanalloc_heap_stats_ioctl(struct spanalloc_file *sf, void __user *arg)
+{
+	struct spanalloc_heap_stats __user *ureq = arg;
+	struct spanalloc_class_stat *classes = NULL;
+	struct spanalloc_heap_stats req;
+	struct spanalloc_heap *heap;
+	u32 n, class;
+	int err;
+
+	if (copy_from_user(&req, ureq, sizeof(req)))
+		return -EFAULT;
+	if (req.reserved0 || req.reserved[0] || req.reserved[1] ||
+	    req.nr_classes > SPANALLOC_NUM_CLASSES ||
+	    (req.nr_classes && !req.classes))
+		return -EINVAL;
+	n = req.nr_classes;
+
+	heap = spanalloc_heap_find(sf, current->mm);
+	if (!heap)
+		return -ENXIO;
+	if (n) {
+		classes = kmalloc_array(n, sizeof(*classes), GFP_KERNEL);
+		if (!classes) {
+			spanalloc_heap_put(heap);
+			return -ENOMEM;
+		}
+	}
+	mutex_lock(&heap->lock);
+	req.nr_classes = SPANALLOC_NUM_CLASSES;
+	req.spans = heap->nr_spans;
+	req.pages = heap->nr_pages;
+	req.spans_made = heap->spans_made;
+	req.spans_freed = heap->spans_freed;
+	req.calls = heap->calls;
+	req.fault_refills = heap->fault_refills;
+	for (class = 0; class < n; class++) {
+		classes[class].spans = heap->class_spans[class];
+		classes[class].pages = heap->class_pages[class];
+	}
+	mutex_unlock(&heap->lock);
+	spanalloc_heap_put(heap);
+
+	err = 0;
+	if ((n && copy_to_user(u64_to_user_ptr(req.classes), classes,
+			       n * sizeof(*classes))) ||
+	    copy_to_user(ureq, &req, sizeof(req)))
+		err = -EFAULT;
+	kfree(classes);
+	return err;
+}

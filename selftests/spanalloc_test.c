@@ -495,6 +495,101 @@ TEST_F(dev, keep_range_after_fork_keeps_child_data)
 	EXPECT_EQ(0, WEXITSTATUS(status));
 }
 
+/* ---- per-heap stats ------------------------------------------------------ */
+
+static int heap_stats(int fd, struct spanalloc_heap_stats *st,
+		      struct spanalloc_class_stat *classes, uint32_t n)
+{
+	memset(st, 0, sizeof(*st));
+	st->classes = (uintptr_t)classes;
+	st->nr_classes = n;
+	return ioctl(fd, SPANALLOC_IOC_HEAP_STATS, st) ? -errno : 0;
+}
+
+TEST_F(dev, heap_stats_by_class)
+{
+	struct spanalloc_class_stat classes[SPANALLOC_NUM_CLASSES];
+	struct spanalloc_heap_stats st;
+	void *small[3], *large;
+	int i;
+
+	for (i = 0; i < 3; i++)
+		ASSERT_EQ(0, span_alloc(self->fd, 2, 5, &small[i]));
+	ASSERT_EQ(0, span_alloc(self->fd, 10, 0, &large));
+	ASSERT_EQ(0, span_free(self->fd, small[1]));
+	ASSERT_EQ(0, heap_stats(self->fd, &st, classes, SPANALLOC_NUM_CLASSES));
+	EXPECT_EQ(SPANALLOC_NUM_CLASSES, st.nr_classes);
+	EXPECT_EQ(3, st.spans);
+	EXPECT_EQ(14, st.pages);
+	EXPECT_EQ(4, st.spans_made);
+	EXPECT_EQ(1, st.spans_freed);
+	EXPECT_EQ(5, st.calls);
+	EXPECT_EQ(2, classes[5].spans);
+	EXPECT_EQ(4, classes[5].pages);
+	EXPECT_EQ(1, classes[0].spans);
+	EXPECT_EQ(10, classes[0].pages);
+	EXPECT_EQ(0, classes[6].spans);
+	/* No array: the totals alone. */
+	ASSERT_EQ(0, heap_stats(self->fd, &st, NULL, 0));
+	EXPECT_EQ(3, st.spans);
+}
+
+TEST_F(dev, heap_stats_bad_fields)
+{
+	struct spanalloc_class_stat classes[SPANALLOC_NUM_CLASSES + 1];
+	struct spanalloc_heap_stats st;
+
+	EXPECT_EQ(-EINVAL, heap_stats(self->fd, &st, classes,
+				      SPANALLOC_NUM_CLASSES + 1));
+	EXPECT_EQ(-EINVAL, heap_stats(self->fd, &st, NULL, 1));
+	EXPECT_EQ(-EFAULT, heap_stats(self->fd, &st, (void *)8, 4));
+	memset(&st, 0, sizeof(st));
+	st.reserved0 = 1;
+	errno = 0;
+	EXPECT_EQ(-1, ioctl(self->fd, SPANALLOC_IOC_HEAP_STATS, &st));
+	EXPECT_EQ(EINVAL, errno);
+	memset(&st, 0, sizeof(st));
+	st.reserved[1] = 1;
+	errno = 0;
+	EXPECT_EQ(-1, ioctl(self->fd, SPANALLOC_IOC_HEAP_STATS, &st));
+	EXPECT_EQ(EINVAL, errno);
+	errno = 0;
+	EXPECT_EQ(-1, ioctl(self->fd, SPANALLOC_IOC_HEAP_STATS, (void *)8));
+	EXPECT_EQ(EFAULT, errno);
+}
+
+TEST(heap_stats_without_arena_enxio)
+{
+	struct spanalloc_heap_stats st;
+	int fd;
+
+	if (!device_present())
+		SKIP(return, "module not loaded");
+	fd = open(DEV, O_RDWR);
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(-ENXIO, heap_stats(fd, &st, NULL, 0));
+	close(fd);
+}
+
+TEST_F(dev, debugfs_lists_every_heap)
+{
+	char line[1024], want[64];
+	int found = 0;
+	void *span;
+	FILE *f;
+
+	ASSERT_EQ(0, span_alloc(self->fd, 3, 7, &span));
+	f = fopen("/sys/kernel/debug/spanalloc/heaps", "r");
+	if (!f)
+		SKIP(return, "no debugfs spanalloc/heaps (debugfs not mounted?)");
+	snprintf(want, sizeof(want), "%d ", getpid());
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, want, strlen(want)) && strstr(line, " 7:1:3"))
+			found++;
+	fclose(f);
+	EXPECT_EQ(1, found);
+}
+
 /* ---- the frame pool ------------------------------------------------------ */
 
 static int write_param(const char *name, long value)

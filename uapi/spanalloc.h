@@ -12,6 +12,8 @@
 #include <linux/ioctl.h>
 #include <linux/types.h>
 
+#include "spanalloc_classes.h"
+
 /**
  * DOC: spanalloc device
  *
@@ -36,8 +38,11 @@
 /* Version of this ABI, reported by SPANALLOC_IOC_INFO. */
 #define SPANALLOC_ABI_VERSION		1
 
-/* Largest size class tag a span can carry (0 means "no class": large). */
-#define SPANALLOC_MAX_SIZE_CLASS	255
+/*
+ * Largest size class tag a span can carry (0 means "no class": large); the
+ * classes are the generated table of spanalloc_classes.h.
+ */
+#define SPANALLOC_MAX_SIZE_CLASS	(SPANALLOC_NUM_CLASSES - 1)
 
 /**
  * struct spanalloc_info - what the module offers this caller
@@ -157,6 +162,44 @@ struct spanalloc_span_free_batch {
 	__u64 reserved[2];
 };
 
+/**
+ * struct spanalloc_class_stat - one size class of a heap
+ * @spans:	live spans of the class.
+ * @pages:	pages of those spans.
+ */
+struct spanalloc_class_stat {
+	__u64 spans;
+	__u64 pages;
+};
+
+/**
+ * struct spanalloc_heap_stats - counters of the caller's heap
+ * @classes:	in: user pointer to @nr_classes &struct spanalloc_class_stat,
+ *		indexed by size class tag, or 0 for none.
+ * @nr_classes:	in: entries at @classes, at most %SPANALLOC_NUM_CLASSES;
+ *		out: %SPANALLOC_NUM_CLASSES.
+ * @reserved0:	in: zero.
+ * @spans:	out: live spans.
+ * @pages:	out: pages of live spans.
+ * @spans_made:	out: spans ever made.
+ * @spans_freed: out: spans ever freed (with or without KEEP_RANGE).
+ * @calls:	out: span ioctls served (batches count once).
+ * @fault_refills: out: pages refilled by the fault handler.
+ * @reserved:	in: zero.
+ */
+struct spanalloc_heap_stats {
+	__u64 classes;
+	__u32 nr_classes;
+	__u32 reserved0;
+	__u64 spans;
+	__u64 pages;
+	__u64 spans_made;
+	__u64 spans_freed;
+	__u64 calls;
+	__u64 fault_refills;
+	__u64 reserved[2];
+};
+
 #define SPANALLOC_IOC_MAGIC		'Z'
 
 /**
@@ -210,5 +253,16 @@ struct spanalloc_span_free_batch {
  */
 #define SPANALLOC_IOC_SPAN_FREE_BATCH \
 	_IOWR(SPANALLOC_IOC_MAGIC, 0x44, struct spanalloc_span_free_batch)
+
+/**
+ * DOC: SPANALLOC_IOC_HEAP_STATS
+ *
+ * Takes a &struct spanalloc_heap_stats and fills in the caller's heap's
+ * counters and, if asked, its per-class array. Returns 0, -EFAULT, -EINVAL
+ * or -ENXIO (no arena). The counters of every heap in the system are in
+ * debugfs, spanalloc/heaps (README.md, "Observing").
+ */
+#define SPANALLOC_IOC_HEAP_STATS \
+	_IOWR(SPANALLOC_IOC_MAGIC, 0x45, struct spanalloc_heap_stats)
 
 #endif /* _UAPI_LINUX_SPANALLOC_H */
