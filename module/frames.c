@@ -46,7 +46,8 @@ struct spanalloc_frames *spanalloc_frames_alloc(struct spanalloc_pool *pool,
 	err = frames_reserve(nr);
 	if (err)
 		return ERR_PTR(err);
-	frames = kvzalloc(struct_size(frames, pages, nr), GFP_KERNEL_ACCOUNT);
+	frames = kvzalloc(struct_size(frames, pages, nr),
+			  GFP_KERNEL_ACCOUNT | __GFP_RETRY_MAYFAIL);
 	if (!frames) {
 		err = -ENOMEM;
 		goto out_unreserve;

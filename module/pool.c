@@ -11,8 +11,10 @@
  * tried without retries or warnings, falling back one order at a time down
  * to single pages; each chunk is split into order-0 pages so that every frame
  * can be mapped, copied on write and released on its own. They are charged
- * to the caller's cgroup (__GFP_ACCOUNT), so a cgroup limit makes SPAN_ALLOC
- * fail with -ENOMEM.
+ * to the caller's cgroup (__GFP_ACCOUNT), and asked for with
+ * __GFP_RETRY_MAYFAIL, so that a cgroup limit or a full machine makes
+ * SPAN_ALLOC fail with -ENOMEM (malloc returns NULL) rather than wake the
+ * OOM killer.
  *
  * A span's frames come back to the pool only if nothing else holds them:
  * page_count() == 1, our own reference. A frame still mapped by a page
@@ -154,7 +156,9 @@ static unsigned long pool_take_list(struct list_head *list, struct page **pages,
 static int pool_take_buddy(struct page **pages, unsigned long nr,
 			   unsigned long *done)
 {
-	const gfp_t gfp = GFP_HIGHUSER | __GFP_ZERO | __GFP_ACCOUNT;
+	/* A limit means -ENOMEM for the caller, never the OOM killer. */
+	const gfp_t gfp = GFP_HIGHUSER | __GFP_ZERO | __GFP_ACCOUNT |
+			  __GFP_RETRY_MAYFAIL;
 	unsigned int order = SPANALLOC_CHUNK_ORDER;
 	struct page *page;
 	unsigned long i;

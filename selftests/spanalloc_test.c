@@ -10,6 +10,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdint.h>
@@ -18,6 +19,8 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -1347,6 +1350,192 @@ TEST_F(dev, fork_dontneed_in_child_keeps_parent)
 	/* ... and the parent's data is untouched. */
 	EXPECT_EQ(0x11, fc.span[0]);
 	EXPECT_EQ(0x11, fc.span[fc.bytes - 1]);
+}
+
+/* ---- limits ---------------------------------------------------------------- */
+
+TEST_F(dev, heap_limit_enomem_then_goes_on)
+{
+	long old = read_param("heap_max_frames");
+	void *a, *b;
+
+	if (write_param("heap_max_frames", 64))
+		SKIP(return, "cannot set heap_max_frames (not root?)");
+	EXPECT_EQ(0, span_alloc(self->fd, 60, 0, &a));
+	EXPECT_EQ(-ENOMEM, span_alloc(self->fd, 8, 0, &b));
+	EXPECT_EQ(0, span_alloc(self->fd, 4, 0, &b));
+	EXPECT_EQ(0, span_free(self->fd, a));
+	EXPECT_EQ(0, span_alloc(self->fd, 8, 0, &a));
+	write_param("heap_max_frames", old);
+}
+
+TEST_F(dev, global_limit_enomem)
+{
+	long old = read_param("max_frames"), frames = read_stat("frames");
+	uint64_t addrs[4];
+	uint32_t made = 0;
+	void *a;
+
+	if (write_param("max_frames", frames + 100))
+		SKIP(return, "cannot set max_frames (not root?)");
+	EXPECT_EQ(-ENOMEM, span_alloc(self->fd, 101, 0, &a));
+	/* A batch stops at the limit: 3 of 4 spans of 30 pages fit. */
+	EXPECT_EQ(0, alloc_batch(self->fd, 30, 4, addrs, &made));
+	EXPECT_EQ(3, made);
+	write_param("max_frames", old);
+	EXPECT_EQ(0, span_alloc(self->fd, 101, 0, &a));
+}
+
+/* Put this process in a fresh memory cgroup limited to @bytes. */
+static int enter_memcg(const char *name, long bytes)
+{
+	char path[256], buf[32];
+	int fd, n;
+
+	if (access("/sys/fs/cgroup/cgroup.controllers", F_OK)) {
+		mkdir("/sys/fs/cgroup", 0755);
+		if (mount("none", "/sys/fs/cgroup", "cgroup2", 0, NULL))
+			return -1;
+	}
+	fd = open("/sys/fs/cgroup/cgroup.subtree_control", O_WRONLY);
+	if (fd < 0)
+		return -1;
+	n = write(fd, "+memory", 7);
+	close(fd);
+	if (n != 7)
+		return -1;
+	snprintf(path, sizeof(path), "/sys/fs/cgroup/%s", name);
+	if (mkdir(path, 0755) && errno != EEXIST)
+		return -1;
+	snprintf(path, sizeof(path), "/sys/fs/cgroup/%s/memory.max", name);
+	fd = open(path, O_WRONLY);
+	if (fd < 0)
+		return -1;
+	n = snprintf(buf, sizeof(buf), "%ld", bytes);
+	n = write(fd, buf, n) == n ? 0 : -1;
+	close(fd);
+	if (n)
+		return -1;
+	snprintf(path, sizeof(path), "/sys/fs/cgroup/%s/cgroup.procs", name);
+	fd = open(path, O_WRONLY);
+	if (fd < 0)
+		return -1;
+	n = snprintf(buf, sizeof(buf), "%d", getpid());
+	n = write(fd, buf, n) == n ? 0 : -1;
+	close(fd);
+	return n;
+}
+
+TEST(memcg_limit_enomem)
+{
+	int status;
+	pid_t pid;
+
+	if (!device_present())
+		SKIP(return, "module not loaded");
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		void *span;
+		int fd;
+
+		if (enter_memcg("spanalloc_test", 32 << 20))
+			_exit(4);
+		fd = open(DEV, O_RDWR);
+		if (fd < 0 || mmap(NULL, ARENA_BYTES, PROT_READ | PROT_WRITE,
+				   MAP_PRIVATE, fd, 0) == MAP_FAILED)
+			_exit(2);
+		/* 64 MiB does not fit in 32: refused, not OOM-killed. */
+		if (span_alloc(fd, (64 << 20) / page_size(), 0, &span) != -ENOMEM)
+			_exit(1);
+		/* And the process goes on within its limit. */
+		if (span_alloc(fd, (4 << 20) / page_size(), 0, &span))
+			_exit(3);
+		memset(span, 1, 4 << 20);
+		_exit(0);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	rmdir("/sys/fs/cgroup/spanalloc_test");
+	ASSERT_TRUE(WIFEXITED(status));
+	if (WEXITSTATUS(status) == 4)
+		SKIP(return, "no cgroup2 memory controller");
+	EXPECT_EQ(0, WEXITSTATUS(status));
+}
+
+/* ---- threads and exec ------------------------------------------------------ */
+
+struct racer {
+	int fd;
+	int rounds;
+	int errors;
+};
+
+static void *race_spans(void *arg)
+{
+	struct racer *r = arg;
+	void *span;
+	int i;
+
+	for (i = 0; i < r->rounds; i++) {
+		if (span_alloc(r->fd, 1 + i % 5, i % 8, &span)) {
+			r->errors++;
+			continue;
+		}
+		*(volatile int *)span = i;
+		if (*(volatile int *)span != i || span_free(r->fd, span))
+			r->errors++;
+	}
+	return NULL;
+}
+
+TEST_F(dev, threads_race_on_one_heap)
+{
+	enum { THREADS = 4 };
+	struct racer r[THREADS];
+	pthread_t t[THREADS];
+	struct spanalloc_info info;
+	int i;
+
+	for (i = 0; i < THREADS; i++) {
+		r[i] = (struct racer){ .fd = self->fd, .rounds = 300 };
+		ASSERT_EQ(0, pthread_create(&t[i], NULL, race_spans, &r[i]));
+	}
+	for (i = 0; i < THREADS; i++) {
+		pthread_join(t[i], NULL);
+		EXPECT_EQ(0, r[i].errors);
+	}
+	ASSERT_EQ(0, ioctl(self->fd, SPANALLOC_IOC_INFO, &info));
+	EXPECT_EQ(0, info.heap_spans);
+}
+
+TEST_F(dev, fork_then_exec_drops_the_heap)
+{
+	long heaps = read_stat("heaps");
+	int status;
+	char fdarg[16];
+	pid_t pid;
+	void *span;
+
+	ASSERT_EQ(0, span_alloc(self->fd, 4, 0, &span));
+	/* The child execs with the fd still open (no O_CLOEXEC here). */
+	snprintf(fdarg, sizeof(fdarg), "%d", fcntl(self->fd, F_DUPFD, 100));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		char script[512];
+
+		/* The new image: no arena; its ioctls see no heap. */
+		snprintf(script, sizeof(script),
+			 "test \"$(cat " STATS "heaps)\" = %ld", heaps);
+		execl("/bin/sh", "sh", "-c", script, (char *)NULL);
+		_exit(99);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status));
+	/* Only the parent's heap is left while the exec'd child runs. */
+	EXPECT_EQ(0, WEXITSTATUS(status));
+	EXPECT_EQ(heaps, read_stat("heaps"));
+	EXPECT_EQ(0, span_free(self->fd, span));
 }
 
 /* ---- a heap is its address space's alone -------------------------------- */
