@@ -75,6 +75,7 @@ static struct spanalloc_heap *heap_create(struct spanalloc_file *sf,
 	heap->arena_start = start;
 	heap->arena_pages = pages;
 	mt_init(&heap->spans);
+	xa_init(&heap->view);
 	atomic_long_inc(&spanalloc_stats.heaps);
 	spanalloc_stats_add_heap(heap);
 	return heap;
@@ -113,6 +114,7 @@ static void heap_empty(struct spanalloc_heap *heap)
 		spanalloc_span_release(heap, span);
 	mtree_destroy(&heap->spans);
 	spanalloc_range_destroy(&heap->free);
+	spanalloc_view_destroy(heap);
 	mutex_unlock(&heap->lock);
 }
 

@@ -11,7 +11,8 @@
  *   frames.c  the frames of one span, shared with its fork() copies
  *   pool.c    frame pools per memory cgroup: buddy chunks, zeroing ahead,
  *             the shrinker
- *   stats.c   global counters and their sysfs files
+ *   view.c    the read-only span view mapped to the process
+ *   stats.c   global counters, sysfs, debugfs, HEAP_STATS
  *
  * Lock order, outermost first:
  *
@@ -36,6 +37,7 @@
 #include <linux/mutex.h>
 #include <linux/rbtree.h>
 #include <linux/types.h>
+#include <linux/xarray.h>
 
 #include "../uapi/spanalloc.h"
 
@@ -225,6 +227,7 @@ struct spanalloc_span {
  * @free:	free arena space.
  * @nr_pages:	pages of the heap's live spans.
  * @nr_spans:	live spans.
+ * @view:	view page index -> page of the span view (view.c).
  * @all_node:	entry in the list of every heap, for debugfs.
  * @class_spans: live spans by size class.
  * @class_pages: their pages by size class.
@@ -249,6 +252,7 @@ struct spanalloc_heap {
 	struct spanalloc_range_tree free;
 	unsigned long nr_pages;
 	unsigned long nr_spans;
+	struct xarray view;
 	struct list_head all_node;
 	unsigned long class_spans[SPANALLOC_NUM_CLASSES];
 	unsigned long class_pages[SPANALLOC_NUM_CLASSES];
@@ -267,6 +271,16 @@ void spanalloc_heap_put(struct spanalloc_heap *heap);
 struct vm_area_struct *spanalloc_heap_vma(struct spanalloc_heap *heap);
 bool spanalloc_heap_vma_writable(struct vm_area_struct *vma);
 int spanalloc_heap_make_writable(struct spanalloc_heap *heap);
+
+/* ---- view.c: the span view ---- */
+
+unsigned long spanalloc_view_bytes(struct spanalloc_heap *heap);
+void spanalloc_view_set(struct spanalloc_heap *heap,
+			struct spanalloc_span *span);
+void spanalloc_view_clear(struct spanalloc_heap *heap,
+			  struct spanalloc_span *span);
+void spanalloc_view_destroy(struct spanalloc_heap *heap);
+int spanalloc_view_mmap(struct spanalloc_file *sf, struct vm_area_struct *vma);
 
 /* ---- span.c: span records and the span ioctls ---- */
 

@@ -80,9 +80,11 @@ static int spanalloc_release(struct inode *inode, struct file *file)
 	return 0;
 }
 
-/* Make the arena of the caller's heap. */
+/* Make the arena of the caller's heap, or map the view of its spans. */
 static int spanalloc_mmap(struct file *file, struct vm_area_struct *vma)
 {
+	if (vma->vm_pgoff == SPANALLOC_VIEW_OFFSET >> PAGE_SHIFT)
+		return spanalloc_view_mmap(file->private_data, vma);
 	return spanalloc_heap_mmap(file->private_data, vma);
 }
 
@@ -104,6 +106,7 @@ static long spanalloc_info_ioctl(struct spanalloc_file *sf, void __user *arg)
 			info.arena_bytes = heap->arena_pages << PAGE_SHIFT;
 			info.heap_pages = heap->nr_pages;
 			info.heap_spans = heap->nr_spans;
+			info.view_bytes = spanalloc_view_bytes(heap);
 		}
 		mutex_unlock(&heap->lock);
 		spanalloc_heap_put(heap);

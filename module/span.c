@@ -84,6 +84,7 @@ static int span_record(struct spanalloc_heap *heap,
 	heap->class_spans[span->size_class]++;
 	heap->class_pages[span->size_class] += span->pages;
 	atomic_long_inc(&spanalloc_stats.spans);
+	spanalloc_view_set(heap, span);
 	return 0;
 }
 
@@ -192,6 +193,7 @@ static int span_free_locked(struct spanalloc_heap *heap,
 		return 0;
 	}
 	spanalloc_zap(vma, addr, span->pages << PAGE_SHIFT);
+	spanalloc_view_clear(heap, span);
 	mtree_erase(&heap->spans, index);
 	spanalloc_range_free(&heap->free, span->first, span->pages,
 			     span->spare);

@@ -35,6 +35,25 @@
  * when a limit or the system runs out of frames or arena space.
  */
 
+/**
+ * DOC: span view
+ *
+ * A second, read-only mapping of the device at offset
+ * %SPANALLOC_VIEW_OFFSET shows the caller's span records: one __u64 entry
+ * per arena page, in arena order, so that free() finds a pointer's span and
+ * size class without a system call, and a heap overflow in the program can
+ * never corrupt the records (the kernel keeps them; the view is a copy it
+ * writes). Entry e: %SPANALLOC_VIEW_FIRST(e) is 0 for a page outside every
+ * span, else 1 + the arena page index of its span's first page;
+ * %SPANALLOC_VIEW_CLASS(e) is the span's size class. Map it with
+ * PROT_READ, MAP_SHARED or MAP_PRIVATE, at most
+ * &spanalloc_info.view_bytes long, after the arena. After fork() the
+ * child's view shows the child's spans.
+ */
+#define SPANALLOC_VIEW_OFFSET		0x10000000000ULL	/* 1 TiB */
+#define SPANALLOC_VIEW_CLASS(e)		((__u32)((e) & 0xff))
+#define SPANALLOC_VIEW_FIRST(e)		((e) >> 8)
+
 /* Version of this ABI, reported by SPANALLOC_IOC_INFO. */
 #define SPANALLOC_ABI_VERSION		1
 
@@ -54,6 +73,8 @@
  * @arena_bytes:	size of the caller's arena, 0 if it has none.
  * @heap_pages:		frames the caller's heap holds now.
  * @heap_spans:		spans the caller's heap holds now.
+ * @view_bytes:		size of the caller's span view (see "span view"), 0
+ *			without an arena.
  * @reserved:		zero.
  *
  * Filled in by %SPANALLOC_IOC_INFO; nothing is read from userspace.
@@ -67,7 +88,8 @@ struct spanalloc_info {
 	__u64 arena_bytes;
 	__u64 heap_pages;
 	__u64 heap_spans;
-	__u64 reserved[3];
+	__u64 view_bytes;
+	__u64 reserved[2];
 };
 
 /* No flags are defined yet for SPANALLOC_IOC_SPAN_ALLOC. */

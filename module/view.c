@@ -1,0 +1,216 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * spanalloc view: a read-only copy of a heap's span records, mapped to the
+ * process so that free() needs no system call to find a pointer's span and
+ * size class (uapi/spanalloc.h, "span view").
+ *
+ * The view is one u64 per arena page. Its pages are kernel pages kept per
+ * heap in an xarray, made on demand: the fault handler builds a view page
+ * from the span records of the faulting address space's heap, and span
+ * creation and removal update the view pages that exist. The records stay
+ * the truth; the view is a cache of them that userspace cannot write.
+ *
+ * fork(): the view VMA maps no anonymous memory and is neither VM_PFNMAP
+ * nor VM_MIXEDMAP, so dup_mmap() copies none of its PTEs; the child faults
+ * its view in afresh, from the child's own heap. The parent may then free
+ * span X and reuse its range for another class without the child seeing
+ * the parent's new record.
+ */
+#include <linux/highmem.h>
+#include <linux/mm.h>
+#include <linux/slab.h>
+#include <linux/xarray.h>
+
+#include "compat.h"
+#include "internal.h"
+
+/* Entries per view page. */
+#define VIEW_PER_PAGE	(PAGE_SIZE / sizeof(u64))
+
+static const struct vm_operations_struct spanalloc_view_vm_ops;
+
+/**
+ * spanalloc_view_bytes() - size of the view of a heap's arena
+ * @heap:	the heap.
+ *
+ * Return: bytes, a multiple of the page size.
+ */
+unsigned long spanalloc_view_bytes(struct spanalloc_heap *heap)
+{
+	return PAGE_ALIGN(heap->arena_pages * sizeof(u64));
+}
+
+static u64 view_entry(struct spanalloc_span *span)
+{
+	return (u64)(span->first + 1) << 8 | span->size_class;
+}
+
+/* Write @value into the entries of pages [@first, @first + @pages). */
+static void view_fill(struct spanalloc_heap *heap, unsigned long first,
+		      unsigned long pages, u64 value)
+{
+	unsigned long index, end = first + pages, n;
+	struct page *page;
+	u64 *entries;
+
+	while (first < end) {
+		index = first / VIEW_PER_PAGE;
+		n = min(end - first, VIEW_PER_PAGE - first % VIEW_PER_PAGE);
+		page = xa_load(&heap->view, index);
+		if (page) {
+			entries = kmap_local_page(page);
+			memset64(entries + first % VIEW_PER_PAGE, value, n);
+			kunmap_local(entries);
+		}
+		first += n;
+	}
+}
+
+/**
+ * spanalloc_view_set() - show @span in the view
+ * @heap:	the heap.
+ * @span:	a span just recorded.
+ *
+ * Context: caller holds @heap->lock.
+ */
+void spanalloc_view_set(struct spanalloc_heap *heap,
+			struct spanalloc_span *span)
+{
+	lockdep_assert_held(&heap->lock);
+	view_fill(heap, span->first, span->pages, view_entry(span));
+}
+
+/**
+ * spanalloc_view_clear() - take @span out of the view
+ * @heap:	the heap.
+ * @span:	a span about to be forgotten.
+ *
+ * Context: caller holds @heap->lock.
+ */
+void spanalloc_view_clear(struct spanalloc_heap *heap,
+			  struct spanalloc_span *span)
+{
+	lockdep_assert_held(&heap->lock);
+	view_fill(heap, span->first, span->pages, 0);
+}
+
+/**
+ * spanalloc_view_destroy() - drop the heap's references on its view pages
+ * @heap:	a dead heap. Mapped view pages live on until unmapped.
+ */
+void spanalloc_view_destroy(struct spanalloc_heap *heap)
+{
+	unsigned long index;
+	struct page *page;
+
+	xa_for_each(&heap->view, index, page)
+		put_page(page);
+	xa_destroy(&heap->view);
+}
+
+/* View page @index of @heap, built from the span records if missing. */
+static struct page *view_page(struct spanalloc_heap *heap, unsigned long index)
+{
+	unsigned long first = index * VIEW_PER_PAGE, last, i;
+	struct spanalloc_span *span;
+	struct page *page;
+	u64 *entries;
+	int err;
+
+	page = xa_load(&heap->view, index);
+	if (page)
+		return page;
+	page = alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO);
+	if (!page)
+		return ERR_PTR(-ENOMEM);
+	last = min(first + VIEW_PER_PAGE, heap->arena_pages) - 1;
+	entries = kmap_local_page(page);
+	i = first;
+	mt_for_each(&heap->spans, span, i, last) {
+		unsigned long from = max(span->first, first);
+		unsigned long to = min(span->first + span->pages - 1, last);
+
+		memset64(entries + (from - first), view_entry(span),
+			 to - from + 1);
+	}
+	kunmap_local(entries);
+	err = xa_err(xa_store(&heap->view, index, page, GFP_KERNEL_ACCOUNT));
+	if (err) {
+		put_page(page);
+		return ERR_PTR(err);
+	}
+	return page;
+}
+
+static vm_fault_t spanalloc_view_fault(struct vm_fault *vmf)
+{
+	struct spanalloc_file *sf = vmf->vma->vm_private_data;
+	unsigned long index = vmf->pgoff - (SPANALLOC_VIEW_OFFSET >> PAGE_SHIFT);
+	struct spanalloc_heap *heap;
+	struct page *page;
+	vm_fault_t ret;
+
+	heap = spanalloc_heap_find(sf, vmf->vma->vm_mm);
+	if (!heap)
+		return VM_FAULT_SIGBUS;
+	mutex_lock(&heap->lock);
+	if (heap->dead ||
+	    index >= spanalloc_view_bytes(heap) >> PAGE_SHIFT) {
+		ret = VM_FAULT_SIGBUS;
+		goto out_unlock;
+	}
+	page = view_page(heap, index);
+	if (IS_ERR(page)) {
+		ret = VM_FAULT_OOM;
+		goto out_unlock;
+	}
+	get_page(page);
+	vmf->page = page;
+	ret = 0;
+out_unlock:
+	mutex_unlock(&heap->lock);
+	spanalloc_heap_put(heap);
+	return ret;
+}
+
+static int spanalloc_view_may_split(struct vm_area_struct *vma,
+				    unsigned long addr)
+{
+	return -EINVAL;
+}
+
+static const struct vm_operations_struct spanalloc_view_vm_ops = {
+	.fault		= spanalloc_view_fault,
+	.may_split	= spanalloc_view_may_split,
+};
+
+/**
+ * spanalloc_view_mmap() - map the span view of current's heap
+ * @sf:		the file.
+ * @vma:	the new VMA, at offset %SPANALLOC_VIEW_OFFSET.
+ *
+ * Context: the core mm holds the mmap lock for write.
+ * Return: 0; -ENXIO without an arena; -EINVAL for a writable or executable
+ * mapping or one larger than the view.
+ */
+int spanalloc_view_mmap(struct spanalloc_file *sf, struct vm_area_struct *vma)
+{
+	struct spanalloc_heap *heap;
+	unsigned long bytes;
+
+	if (vma->vm_flags & (VM_WRITE | VM_EXEC))
+		return -EINVAL;
+	heap = spanalloc_heap_find(sf, vma->vm_mm);
+	if (!heap)
+		return -ENXIO;
+	bytes = spanalloc_view_bytes(heap);
+	spanalloc_heap_put(heap);
+	if (vma->vm_end - vma->vm_start > bytes)
+		return -EINVAL;
+
+	vm_flags_clear(vma, VM_MAYWRITE | VM_MAYEXEC);
+	vm_flags_set(vma, VM_DONTEXPAND);
+	vma->vm_ops = &spanalloc_view_vm_ops;
+	vma->vm_private_data = sf;
+	return 0;
+}
