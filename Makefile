@@ -76,7 +76,8 @@ $(KSFT_DIR)/kselftest_harness.h:
 	mkdir -p $(KSFT_DIR)
 	tar -xJf $(KSFT_SRC) -C $(KSFT_DIR) --strip-components=4 \
 		linux-source-6.12/tools/testing/selftests/kselftest_harness.h \
-		linux-source-6.12/tools/testing/selftests/kselftest.h
+		linux-source-6.12/tools/testing/selftests/kselftest.h \
+		linux-source-6.12/tools/testing/selftests/lib.mk
 	touch $@
 
 selftests: $(TEST_BINS)
