@@ -8,7 +8,8 @@
  *     from the buddy allocator) and a warm pool (frames zeroed ahead),
  *     against mmap(MAP_ANONYMOUS) + touch and MAP_POPULATE + touch;
  *   - a SPAN_ALLOC/SPAN_FREE round trip of one page, and the INFO ioctl,
- *     against a null system call (getppid).
+ *     against a null system call (getppid), and, for scale, the kernel's
+ *     own way to get and drop a page: mmap + touch + munmap.
  * Prints a Markdown table; each figure is the median of ROUNDS runs.
  */
 #define _GNU_SOURCE
@@ -171,6 +172,19 @@ static void op_info(int fd)
 	ioctl(fd, SPANALLOC_IOC_INFO, &info);
 }
 
+/* The same with the kernel's own anonymous memory: map, touch, unmap. */
+static void op_anon_round_trip(int fd)
+{
+	char *p = mmap(NULL, page, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	(void)fd;
+	if (p == MAP_FAILED)
+		exit(1);
+	p[0] = 1;
+	munmap(p, page);
+}
+
 static void op_round_trip(int fd)
 {
 	struct spanalloc_span_alloc a = { .pages = 1 };
@@ -186,7 +200,7 @@ static void op_round_trip(int fd)
 int main(void)
 {
 	double cold[ROUNDS], warm[ROUNDS], anon[ROUNDS], pop[ROUNDS];
-	double tnull[ROUNDS], tinfo[ROUNDS], ttrip[ROUNDS];
+	double tnull[ROUNDS], tinfo[ROUNDS], ttrip[ROUNDS], tanon[ROUNDS];
 	static uint64_t addrs[NSPANS];
 	char uname_r[128] = "?";
 	FILE *f;
@@ -225,6 +239,7 @@ int main(void)
 		tnull[r] = per_op(op_null, fd);
 		tinfo[r] = per_op(op_info, fd);
 		ttrip[r] = per_op(op_round_trip, fd);
+		tanon[r] = per_op(op_anon_round_trip, fd);
 	}
 
 	printf("kbench on %s, median of %d rounds\n\n", uname_r, ROUNDS);
@@ -247,5 +262,8 @@ int main(void)
 	printf("| SPAN_ALLOC + SPAN_FREE, 1 page | %.0f | %.2fx |\n",
 	       median(ttrip, ROUNDS) * 1e9,
 	       median(ttrip, ROUNDS) / median(tnull, ROUNDS));
+	printf("| mmap + touch + munmap, 1 page (for scale) | %.0f | %.2fx |\n",
+	       median(tanon, ROUNDS) * 1e9,
+	       median(tanon, ROUNDS) / median(tnull, ROUNDS));
 	return 0;
 }
