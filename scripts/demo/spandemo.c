@@ -45,6 +45,7 @@ int main(void)
 	int i, status;
 	pid_t pid;
 
+	setvbuf(stdout, NULL, _IOLBF, 0);
 	printf("spandemo: backend %s, page size %ld\n", span_backend(), page);
 	show("start");
 	for (i = 0; i < N; i++) {
@@ -79,6 +80,7 @@ int main(void)
 		printf("  child: wrote 'z' over its copy of span 0: sees '%c'\n",
 		       span[0][0]);
 		show("child: its own heap made by fork");
+		fflush(stdout);
 		_exit(0);
 	}
 	waitpid(pid, &status, 0);
