@@ -13,16 +13,20 @@
  * An empty span is reused first (newest first); one left empty for
  * SPANALLOC_DECAY_MS goes back to the backend, which unmaps its frames, so
  * RSS drops. The decay runs on this file's slow paths and sweeps every
- * class at most once per decay interval.
+ * class at most once per decay interval; a sweep gives back the expired
+ * spans of all classes in one backend batch, and the backend's stashes of
+ * classes idle for the interval (prim.h), so those pages go back too.
  *
  * Lock order: a class lock is never held while taking another lock of
  * this library, except by the fork handler, which takes every class lock
- * in class order, then large.c's, then the page map's, then the records'.
+ * in class order, then large.c's, then the page map's, then the records',
+ * then the backend's stash locks (leaves: prim.c takes no other lock).
  */
 #define _GNU_SOURCE
 #include <pthread.h>
 
 #include "internal.h"
+#include "prim.h"
 
 struct central {
 	pthread_mutex_t lock;
@@ -75,16 +79,6 @@ static void central_expire(struct central *c, uint64_t now, bool force,
 		_span_list_remove(&c->empty, s);
 		c->spans--;
 		_span_list_push(out, s);
-	}
-}
-
-static void release_all(struct span_list *l)
-{
-	struct span *s;
-
-	while ((s = l->first)) {
-		_span_list_remove(l, s);
-		_span_span_release(s);
 	}
 }
 
@@ -217,19 +211,19 @@ void _span_central_drain(unsigned int cls, void *head, uint32_t n)
 		central_expire(c, now, false, &dead);
 	}
 	pthread_mutex_unlock(&c->lock);
-	release_all(&dead);
+	_span_span_release_list(&dead);
 	if (now)
 		central_maybe_sweep(now);
 }
 
 void _span_central_collect(bool force)
 {
+	struct span_list dead = { 0 };
 	uint64_t now = _span_now_ms();
 	unsigned int cls;
 
 	for (cls = 1; cls < SPAN_NUM_CLASSES; cls++) {
 		struct central *c = &centrals[cls];
-		struct span_list dead = { 0 };
 
 		if (!span_load_relaxed(&c->empty.count))
 			continue;
@@ -239,8 +233,10 @@ void _span_central_collect(bool force)
 			continue;
 		central_expire(c, now, force, &dead);
 		pthread_mutex_unlock(&c->lock);
-		release_all(&dead);
 	}
+	/* Every class's expired spans in one batch, then idle stashes. */
+	_span_span_release_list(&dead);
+	_span_prim_stash_trim(force ? 0 : _span_opt.decay_ms);
 }
 
 void _span_central_lock_all(void)

@@ -11,7 +11,8 @@
  * init_lock.
  *
  * fork(): the prepare handler takes every lock of the library (init, then
- * the order documented in central.c), so the child never inherits a lock
+ * the order documented in central.c, then the backend's stash locks,
+ * prim.h), so the child never inherits a lock
  * held by a thread that does not exist there; the child re-initialises
  * them, the parent unlocks. Other threads' caches are simply lost in the
  * child, like their stacks.
@@ -44,10 +45,12 @@ static void fork_prepare(void)
 	_span_large_lock();
 	_span_pagemap_lock();
 	_span_span_lock();
+	_span_prim_lock_all();
 }
 
 static void fork_parent(void)
 {
+	_span_prim_unlock_all();
 	_span_span_unlock();
 	_span_pagemap_unlock();
 	_span_large_unlock();

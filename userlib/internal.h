@@ -181,6 +181,8 @@ static inline struct span *span_pagemap_get(uintptr_t a)
 struct span *_span_span_new(size_t pages, unsigned int cls);
 /* Unmap from the page map, give back to the backend, free the record. */
 void _span_span_release(struct span *s);
+/* _span_span_release() every span of @l (emptied), in backend batches. */
+void _span_span_release_list(struct span_list *l);
 void _span_span_lock(void);
 void _span_span_unlock(void);
 void _span_span_reinit(void);

@@ -54,16 +54,6 @@ static void large_expire(uint64_t now, bool force, struct span_list *out)
 	}
 }
 
-static void release_all(struct span_list *l)
-{
-	struct span *s;
-
-	while ((s = l->first)) {
-		_span_list_remove(l, s);
-		_span_span_release(s);
-	}
-}
-
 static struct span *cache_take(size_t pages)
 {
 	struct span *s, *best = NULL;
@@ -148,7 +138,7 @@ void _span_large_free(struct span *s, void *p, const char *fn)
 	}
 	large_expire(s->stamp_ms, false, &dead);
 	pthread_mutex_unlock(&large.lock);
-	release_all(&dead);
+	_span_span_release_list(&dead);
 }
 
 size_t _span_large_usable(const struct span *s)
@@ -193,7 +183,7 @@ void _span_large_collect(bool force)
 	pthread_mutex_lock(&large.lock);
 	large_expire(_span_now_ms(), force, &dead);
 	pthread_mutex_unlock(&large.lock);
-	release_all(&dead);
+	_span_span_release_list(&dead);
 }
 
 void _span_large_lock(void)

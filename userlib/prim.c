@@ -6,6 +6,15 @@
  * and asks for spans with SPANALLOC_IOC_SPAN_ALLOC / _FREE. A fork() child
  * inherits the descriptor and its own copy of the heap (the module makes
  * it), so the same descriptor keeps working there.
+ *
+ * Each span ioctl costs far more than the page work it does (under
+ * QEMU/TCG tens of microseconds), so small spans come in batches: a stash
+ * per size class, refilled with one SPANALLOC_IOC_SPAN_ALLOC_BATCH tagged
+ * with that class (the kernel's per-class counts and the span view stay
+ * exact), and spans go back in batches with SPANALLOC_IOC_SPAN_FREE_BATCH.
+ * A class's batch starts at one span and doubles each time its stash runs
+ * dry, up to STASH_MAX spans or STASH_PAGES pages; stashes idle for the
+ * decay interval go back to the kernel (central.c's sweep) and start over.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -20,6 +29,27 @@
 
 #include "../uapi/spanalloc.h"
 #include "prim.h"
+
+#define STASH_MAX	16	/* most spans one class keeps ready */
+#define STASH_PAGES	128	/* ... and most pages (512 KiB) */
+#define FREE_CHUNK	64	/* spans per free batch gathered on the stack */
+
+/* A class's ready spans (kernel backend), under its own lock. */
+struct stash {
+	pthread_mutex_t lock;
+	uint32_t n;			/* spans in addrs[] */
+	uint32_t batch;			/* spans the next refill asks for */
+	size_t pages;			/* pages of each span */
+	uint64_t used_ms;		/* last time a span was taken */
+	uint64_t addrs[STASH_MAX];
+} __attribute__((aligned(64)));
+
+static struct stash stashes[SPANALLOC_NUM_CLASSES] = {
+	[0 ... SPANALLOC_NUM_CLASSES - 1] = {
+		.lock = PTHREAD_MUTEX_INITIALIZER, .batch = 1 },
+};
+
+static struct span_prim_counters counters;
 
 static struct {
 	pthread_once_t once;
@@ -39,6 +69,224 @@ const char *_span_env(const char *name);
 static const char *prim_env(const char *name)
 {
 	return _span_env(name);
+}
+
+/* From stats.c and init.c: atomics and a clock, no lock, no malloc. */
+void _span_stats_mapped(int64_t delta);
+uint64_t _span_now_ms(void);
+
+static void count_add(uint64_t *c, uint64_t v)
+{
+	__atomic_add_fetch(c, v, __ATOMIC_RELAXED);
+}
+
+static void count_sub(uint64_t *c, uint64_t v)
+{
+	__atomic_sub_fetch(c, v, __ATOMIC_RELAXED);
+}
+
+/* @n spans of @pages each enter (@sign 1) or leave (-1) the stashes. */
+static void stash_account(int sign, uint64_t n, size_t pages)
+{
+	uint64_t bytes = n * pages * prim.page_size;
+
+	if (!n)
+		return;
+	if (sign > 0) {
+		count_add(&counters.stashed_spans, n);
+		count_add(&counters.stashed_bytes, bytes);
+		_span_stats_mapped((int64_t)bytes);
+	} else {
+		count_sub(&counters.stashed_spans, n);
+		count_sub(&counters.stashed_bytes, bytes);
+		_span_stats_mapped(-(int64_t)bytes);
+	}
+}
+
+static int kernel_alloc_one(size_t pages, unsigned int size_class,
+			    uint64_t *addr)
+{
+	struct spanalloc_span_alloc req;
+
+	memset(&req, 0, sizeof(req));
+	req.pages = pages;
+	req.size_class = size_class;
+	count_add(&counters.calls, 1);
+	if (ioctl(prim.fd, SPANALLOC_IOC_SPAN_ALLOC, &req) != 0)
+		return -1;
+	*addr = req.addr;
+	return 0;
+}
+
+/* Up to @want spans into @addrs in one call; returns how many (0: none). */
+static uint32_t kernel_alloc_batch(size_t pages, unsigned int size_class,
+				   uint64_t *addrs, uint32_t want)
+{
+	struct spanalloc_span_alloc_batch req;
+
+	if (want == 1)
+		return kernel_alloc_one(pages, size_class, addrs) ? 0 : 1;
+	memset(&req, 0, sizeof(req));
+	req.pages = pages;
+	req.addrs = (uintptr_t)addrs;
+	req.count = want;
+	req.size_class = size_class;
+	count_add(&counters.calls, 1);
+	if (ioctl(prim.fd, SPANALLOC_IOC_SPAN_ALLOC_BATCH, &req) != 0)
+		return 0;
+	return req.count <= want ? req.count : want;
+}
+
+static int kernel_free_one(uint64_t addr)
+{
+	struct spanalloc_span_free req;
+
+	memset(&req, 0, sizeof(req));
+	req.addr = addr;
+	count_add(&counters.calls, 1);
+	return ioctl(prim.fd, SPANALLOC_IOC_SPAN_FREE, &req);
+}
+
+/*
+ * Free @n spans at @addrs (n <= SPANALLOC_BATCH_MAX) in one call; an
+ * address the kernel refuses is skipped and counted. Returns the failures.
+ */
+static size_t kernel_free_batch(const uint64_t *addrs, size_t n)
+{
+	struct spanalloc_span_free_batch req;
+	size_t failed = 0;
+
+	while (n) {
+		if (n == 1)
+			return failed + (kernel_free_one(addrs[0]) != 0);
+		memset(&req, 0, sizeof(req));
+		req.addrs = (uintptr_t)addrs;
+		req.count = (uint32_t)n;
+		count_add(&counters.calls, 1);
+		if (ioctl(prim.fd, SPANALLOC_IOC_SPAN_FREE_BATCH, &req) == 0 &&
+		    req.count == n)
+			return failed;
+		if (errno != EINVAL || req.count >= n) {
+			/* Not a bad address: try the rest one by one. */
+			for (; n; n--, addrs++)
+				failed += kernel_free_one(addrs[0]) != 0;
+			return failed;
+		}
+		/* addrs[req.count] looks bad: alone, then the rest. */
+		failed += kernel_free_one(addrs[req.count]) != 0;
+		addrs += req.count + 1;
+		n -= req.count + 1;
+	}
+	return failed;
+}
+
+static bool stash_class(size_t pages, unsigned int size_class)
+{
+	return prim.backend == SPAN_BACKEND_KERNEL && size_class &&
+	       size_class < SPANALLOC_NUM_CLASSES && pages <= STASH_PAGES;
+}
+
+/* A span of @size_class from its stash, refilled by one batch if empty. */
+static void *stash_alloc(size_t pages, unsigned int size_class)
+{
+	struct stash *st = &stashes[size_class];
+	uint64_t addr = 0;
+	uint32_t got, max;
+
+	pthread_mutex_lock(&st->lock);
+	if (st->n && st->pages != pages) {
+		/* Not the pages this class had: never mix them. */
+		pthread_mutex_unlock(&st->lock);
+		return kernel_alloc_one(pages, size_class, &addr) ? NULL :
+			(void *)(uintptr_t)addr;
+	}
+	st->used_ms = _span_now_ms();
+	if (!st->n) {
+		max = STASH_PAGES / pages;
+		if (max > STASH_MAX)
+			max = STASH_MAX;
+		if (st->batch > max)
+			st->batch = max;
+		got = kernel_alloc_batch(pages, size_class, st->addrs,
+					 st->batch);
+		if (!got) {
+			/* A limit: the next refill asks for one span. */
+			st->batch = 1;
+			pthread_mutex_unlock(&st->lock);
+			return NULL;
+		}
+		st->n = got;
+		st->pages = pages;
+		stash_account(1, got, pages);
+		if (st->batch < max)
+			st->batch *= 2;
+	}
+	addr = st->addrs[--st->n];
+	stash_account(-1, 1, pages);
+	pthread_mutex_unlock(&st->lock);
+	return (void *)(uintptr_t)addr;
+}
+
+void _span_prim_stash_trim(uint64_t idle_ms)
+{
+	uint64_t addrs[FREE_CHUNK], now;
+	size_t n = 0, failed = 0;
+	unsigned int cls;
+
+	if (prim.backend != SPAN_BACKEND_KERNEL ||
+	    !__atomic_load_n(&counters.stashed_spans, __ATOMIC_RELAXED))
+		return;
+	now = _span_now_ms();
+	for (cls = 1; cls < SPANALLOC_NUM_CLASSES; cls++) {
+		struct stash *st = &stashes[cls];
+
+		if (!__atomic_load_n(&st->n, __ATOMIC_RELAXED))
+			continue;
+		if (!idle_ms)
+			pthread_mutex_lock(&st->lock);
+		else if (pthread_mutex_trylock(&st->lock) != 0)
+			continue;
+		if (st->n && (!idle_ms || now - st->used_ms >= idle_ms)) {
+			if (n + st->n > FREE_CHUNK) {
+				failed += kernel_free_batch(addrs, n);
+				n = 0;
+			}
+			memcpy(addrs + n, st->addrs, st->n * sizeof(*addrs));
+			n += st->n;
+			stash_account(-1, st->n, st->pages);
+			st->n = 0;
+			st->batch = 1;
+		}
+		pthread_mutex_unlock(&st->lock);
+	}
+	if (n)
+		failed += kernel_free_batch(addrs, n);
+	(void)failed;	/* a stashed span the kernel refuses: nothing to do */
+}
+
+void _span_prim_counters(struct span_prim_counters *pc)
+{
+	pc->calls = __atomic_load_n(&counters.calls, __ATOMIC_RELAXED);
+	pc->stashed_spans = __atomic_load_n(&counters.stashed_spans,
+					    __ATOMIC_RELAXED);
+	pc->stashed_bytes = __atomic_load_n(&counters.stashed_bytes,
+					    __ATOMIC_RELAXED);
+}
+
+void _span_prim_lock_all(void)
+{
+	unsigned int cls;
+
+	for (cls = 0; cls < SPANALLOC_NUM_CLASSES; cls++)
+		pthread_mutex_lock(&stashes[cls].lock);
+}
+
+void _span_prim_unlock_all(void)
+{
+	unsigned int cls = SPANALLOC_NUM_CLASSES;
+
+	while (cls--)
+		pthread_mutex_unlock(&stashes[cls].lock);
 }
 
 static bool prim_kernel_start(void)
@@ -122,7 +370,7 @@ size_t _span_prim_page_size(void)
 
 void *_span_prim_alloc(size_t pages, unsigned int size_class)
 {
-	struct spanalloc_span_alloc req;
+	uint64_t addr;
 	void *p;
 
 	if (!pages || pages > SIZE_MAX / prim.page_size) {
@@ -131,15 +379,17 @@ void *_span_prim_alloc(size_t pages, unsigned int size_class)
 	}
 	switch (prim.backend) {
 	case SPAN_BACKEND_KERNEL:
-		memset(&req, 0, sizeof(req));
-		req.pages = pages;
-		req.size_class = size_class;
-		if (ioctl(prim.fd, SPANALLOC_IOC_SPAN_ALLOC, &req) != 0) {
+		if (stash_class(pages, size_class))
+			p = stash_alloc(pages, size_class);
+		else if (kernel_alloc_one(pages, size_class, &addr) == 0)
+			p = (void *)(uintptr_t)addr;
+		else
+			p = NULL;
+		if (!p)
 			errno = ENOMEM;
-			return NULL;
-		}
-		return (void *)(uintptr_t)req.addr;
+		return p;
 	case SPAN_BACKEND_MMAP:
+		count_add(&counters.calls, 1);
 		p = mmap(NULL, pages * prim.page_size, PROT_READ | PROT_WRITE,
 			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		if (p == MAP_FAILED) {
@@ -155,19 +405,35 @@ void *_span_prim_alloc(size_t pages, unsigned int size_class)
 
 int _span_prim_free(void *span, size_t pages)
 {
-	struct spanalloc_span_free req;
-
 	switch (prim.backend) {
 	case SPAN_BACKEND_KERNEL:
-		memset(&req, 0, sizeof(req));
-		req.addr = (uintptr_t)span;
-		return ioctl(prim.fd, SPANALLOC_IOC_SPAN_FREE, &req);
+		return kernel_free_one((uintptr_t)span);
 	case SPAN_BACKEND_MMAP:
+		count_add(&counters.calls, 1);
 		return munmap(span, pages * prim.page_size);
 	default:
 		errno = EINVAL;
 		return -1;
 	}
+}
+
+size_t _span_prim_free_batch(void *const *spans, const size_t *pages,
+			     size_t n)
+{
+	uint64_t addrs[FREE_CHUNK];
+	size_t i, k, failed = 0;
+
+	if (prim.backend != SPAN_BACKEND_KERNEL) {
+		for (i = 0; i < n; i++)
+			failed += _span_prim_free(spans[i], pages[i]) != 0;
+		return failed;
+	}
+	for (i = 0; i < n; i += k) {
+		for (k = 0; k < FREE_CHUNK && i + k < n; k++)
+			addrs[k] = (uintptr_t)spans[i + k];
+		failed += kernel_free_batch(addrs, k);
+	}
+	return failed;
 }
 
 void *_span_prim_resize(void *span, size_t old_pages, size_t new_pages)
@@ -182,6 +448,7 @@ void *_span_prim_resize(void *span, size_t old_pages, size_t new_pages)
 		errno = ENOMEM;
 		return NULL;
 	}
+	count_add(&counters.calls, 1);
 	p = mremap(span, old_pages * prim.page_size,
 		   new_pages * prim.page_size, MREMAP_MAYMOVE);
 	return p == MAP_FAILED ? NULL : p;
@@ -196,5 +463,12 @@ bool _span_prim_in_arena(const void *p)
 
 void _span_prim_after_fork_child(void)
 {
-	/* The module gave the child its own heap; the descriptor stays. */
+	unsigned int cls;
+
+	/*
+	 * The module gave the child its own heap, stashed spans included;
+	 * the descriptor stays. The stash locks were held across fork().
+	 */
+	for (cls = 0; cls < SPANALLOC_NUM_CLASSES; cls++)
+		pthread_mutex_init(&stashes[cls].lock, NULL);
 }

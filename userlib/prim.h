@@ -17,6 +17,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 enum span_backend {
 	SPAN_BACKEND_NONE = 0,
@@ -49,6 +50,46 @@ void *_span_prim_alloc(size_t pages, unsigned int size_class);
 int _span_prim_free(void *span, size_t pages);
 
 /*
+ * Give back @n spans from _span_prim_alloc() (@spans[i] of @pages[i]
+ * pages), in as few system calls as the backend can (the kernel: one
+ * SPANALLOC_IOC_SPAN_FREE_BATCH per SPANALLOC_BATCH_MAX spans). Returns
+ * how many could not be given back (0 when all went).
+ */
+size_t _span_prim_free_batch(void *const *spans, const size_t *pages,
+			     size_t n);
+
+/*
+ * Small spans (size_class > 0) on the kernel backend come from a stash per
+ * size class, refilled by one SPANALLOC_IOC_SPAN_ALLOC_BATCH of a few spans
+ * (1 at first, doubling while the class keeps asking, up to 16 spans or 128
+ * pages). Stashed spans are backend memory held by the process: prim counts
+ * them in _span_stats_mapped() until _span_prim_alloc() hands them out.
+ *
+ * Give back the stashed spans of classes that took none for @idle_ms
+ * milliseconds (every stash if @idle_ms is 0); the class starts over with
+ * batches of 1. Takes each stash's lock, so call it with no lock held.
+ */
+void _span_prim_stash_trim(uint64_t idle_ms);
+
+/* Counters of the backend, for span_stats(). */
+struct span_prim_counters {
+	uint64_t calls;		/* system calls for spans (batches count once) */
+	uint64_t stashed_spans;	/* spans in the stashes now */
+	uint64_t stashed_bytes;
+};
+void _span_prim_counters(struct span_prim_counters *pc);
+
+/*
+ * fork(): the prepare handler takes every stash lock (after every other
+ * lock of the library: a stash lock is a leaf, never held while taking
+ * another), the parent handler releases them; the child re-initialises
+ * them in _span_prim_after_fork_child(). The child's heap is the module's
+ * copy of the parent's, stashed spans included, so the stashes stay valid.
+ */
+void _span_prim_lock_all(void);
+void _span_prim_unlock_all(void);
+
+/*
  * Grow or shrink a span from _span_prim_alloc() to @new_pages, moving its
  * pages (never copying) if it must. Returns the span's new address, or
  * NULL with errno (EOPNOTSUPP: the backend cannot, e.g. kernel).
@@ -61,8 +102,9 @@ bool _span_prim_in_arena(const void *p);
 
 /*
  * After fork(), in the child: the kernel backend's heap is a copy made by
- * the module; nothing to redo, but the child must not share the parent's
- * cached state. Called from the atfork child handler.
+ * the module; nothing to redo but re-initialising the stash locks (taken
+ * by _span_prim_lock_all() in the prepare handler). Called from the atfork
+ * child handler.
  */
 void _span_prim_after_fork_child(void);
 

@@ -167,6 +167,39 @@ void _span_span_release(struct span *s)
 	record_free(s);
 }
 
+void _span_span_release_list(struct span_list *l)
+{
+	enum { CHUNK = 64 };
+	void *bases[CHUNK];
+	size_t pages[CHUNK];
+	uint64_t bytes = 0;
+	struct span *s;
+	size_t n = 0;
+
+	while ((s = l->first) || n) {
+		if (s) {
+			_span_list_remove(l, s);
+			if (s->cls)
+				_span_pagemap_set(s->base, s->pages, NULL);
+			bases[n] = (void *)s->base;
+			pages[n] = s->pages;
+			bytes += s->pages * SPAN_PAGE;
+			n++;
+			record_free(s);
+		}
+		if (n == CHUNK || (!l->first && n)) {
+			size_t failed = _span_prim_free_batch(bases, pages, n);
+
+			if (failed)
+				span_add_relaxed(&_span_cnt.prim_errors, failed);
+			span_add_relaxed(&_span_cnt.prim_frees, n);
+			_span_stats_mapped(-(int64_t)bytes);
+			bytes = 0;
+			n = 0;
+		}
+	}
+}
+
 void _span_span_lock(void)
 {
 	pthread_mutex_lock(&records.lock);
