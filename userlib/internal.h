@@ -271,6 +271,7 @@ void _span_write_str(int fd, const char *s);
 
 struct span_options {
 	bool stats;			/* SPANALLOC_STATS: print at exit */
+	bool stats_verbose;		/* SPANALLOC_STATS=2: and backend calls */
 	uint64_t decay_ms;		/* SPANALLOC_DECAY_MS */
 	size_t large_cache_bytes;	/* SPANALLOC_LARGE_CACHE_MB */
 	size_t large_cache_spans;	/* SPANALLOC_LARGE_CACHE_SPANS */

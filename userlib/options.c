@@ -109,6 +109,7 @@ static uint64_t env_u64(const char *name, uint64_t def)
 void _span_options_init(void)
 {
 	_span_opt.stats = env_u64("SPANALLOC_STATS", 0) != 0;
+	_span_opt.stats_verbose = env_u64("SPANALLOC_STATS", 0) >= 2;
 	_span_opt.decay_ms = env_u64("SPANALLOC_DECAY_MS", _span_opt.decay_ms);
 	_span_opt.large_cache_bytes =
 		env_u64("SPANALLOC_LARGE_CACHE_MB",

@@ -83,6 +83,12 @@ struct span_stats {
 	uint64_t large_cache_hits;	/* ... served from the cache */
 	uint64_t threads;		/* threads that set up a cache */
 	uint64_t threads_exited;	/* ... and flushed it at exit */
+	uint64_t backend_calls;		/* system calls for spans (a batch
+					   counts once) */
+	uint64_t stashed_spans;		/* kernel backend: small spans got
+					   in a batch, not yet handed out
+					   (in mapped_bytes) */
+	uint64_t stashed_bytes;
 };
 
 /* Fill in @st. Thread-safe; takes the allocator's locks briefly. */

@@ -29,6 +29,8 @@ void _span_stats_mapped(int64_t delta)
 
 SPAN_API void span_stats(struct span_stats *st)
 {
+	struct span_prim_counters pc;
+
 	memset(st, 0, sizeof(*st));
 	st->backend = _span_prim_backend_name(_span_prim_backend());
 	st->mapped_bytes = span_load_relaxed(&_span_cnt.mapped_bytes);
@@ -38,6 +40,10 @@ SPAN_API void span_stats(struct span_stats *st)
 	st->backend_errors = span_load_relaxed(&_span_cnt.prim_errors);
 	st->threads = span_load_relaxed(&_span_cnt.threads);
 	st->threads_exited = span_load_relaxed(&_span_cnt.threads_exited);
+	_span_prim_counters(&pc);
+	st->backend_calls = pc.calls;
+	st->stashed_spans = pc.stashed_spans;
+	st->stashed_bytes = pc.stashed_bytes;
 	if (!_span_ready)
 		return;
 	_span_central_stats(st);
@@ -93,8 +99,29 @@ void _span_stats_init(void)
 		stats_fd = fcntl(2, F_DUPFD_CLOEXEC, 64);
 }
 
+/* SPANALLOC_STATS=2: also the backend's system calls and stashes. */
+static void stats_print_backend(int fd)
+{
+	struct span_stats st;
+	char buf[256];
+	int n;
+
+	span_stats(&st);
+	n = snprintf(buf, sizeof(buf),
+		"spanalloc: backend calls %llu, stashed %llu spans (%llu KiB)\n",
+		(unsigned long long)st.backend_calls,
+		(unsigned long long)st.stashed_spans, KIB(st.stashed_bytes));
+	if (n > 0)
+		_span_write_str(fd, buf);
+}
+
 void _span_stats_at_exit(void)
 {
-	if (_span_opt.stats)
-		span_stats_print(stats_fd >= 0 ? stats_fd : 2);
+	int fd = stats_fd >= 0 ? stats_fd : 2;
+
+	if (!_span_opt.stats)
+		return;
+	span_stats_print(fd);
+	if (_span_opt.stats_verbose)
+		stats_print_backend(fd);
 }
