@@ -30,8 +30,8 @@
 #include "../uapi/spanalloc.h"
 #include "prim.h"
 
-#define STASH_MAX	16	/* most spans one class keeps ready */
-#define STASH_PAGES	128	/* ... and most pages (512 KiB) */
+#define STASH_MAX	8	/* most spans one class keeps ready */
+#define STASH_PAGES	64	/* ... and most pages (256 KiB) */
 #define FREE_CHUNK	64	/* spans per free batch gathered on the stack */
 
 /* A class's ready spans (kernel backend), under its own lock. */

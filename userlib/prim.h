@@ -61,7 +61,7 @@ size_t _span_prim_free_batch(void *const *spans, const size_t *pages,
 /*
  * Small spans (size_class > 0) on the kernel backend come from a stash per
  * size class, refilled by one SPANALLOC_IOC_SPAN_ALLOC_BATCH of a few spans
- * (1 at first, doubling while the class keeps asking, up to 16 spans or 128
+ * (1 at first, doubling while the class keeps asking, up to 8 spans or 64
  * pages). Stashed spans are backend memory held by the process: prim counts
  * them in _span_stats_mapped() until _span_prim_alloc() hands them out.
  *
