@@ -22,7 +22,8 @@
  *	protection.
  *   spanalloc_file.lock (mutex): the file's list of heaps.
  *   spanalloc_heap.lock (mutex): everything in the heap below it: span
- *	records, free ranges, counters, @dead and @nr_vmas.
+ *	records, free ranges, counters, @dead and @nr_vmas. At fork() the
+ *	child's heap lock nests inside the parent's (SINGLE_DEPTH_NESTING).
  *
  * A heap's span records are kernel memory only; userspace sees the spans'
  * pages, never the records.

@@ -479,7 +479,8 @@ int spanalloc_span_clone_all(struct spanalloc_heap *dst,
 	int err = 0;
 
 	lockdep_assert_held(&src->lock);
-	mutex_lock(&dst->lock);
+	/* The child's lock nests in the parent's; nobody else sees it yet. */
+	mutex_lock_nested(&dst->lock, SINGLE_DEPTH_NESTING);
 	mt_for_each(&src->spans, span, index, ULONG_MAX) {
 		copy = span_new(span->pages, span->size_class);
 		if (!copy) {
