@@ -17,6 +17,13 @@
 #include "spanalloc.h"
 #include "kselftest_harness.h"
 
+/*
+ * The harness gives a test 30 s; a debug kernel (KASAN, lockdep) in
+ * software emulation needs more. A hang guard, not a time limit.
+ */
+#undef TEST_TIMEOUT_DEFAULT
+#define TEST_TIMEOUT_DEFAULT 300
+
 #define SMALL_MAX	(32 * 1024)
 
 static const size_t edge_sizes[] = {

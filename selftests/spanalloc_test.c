@@ -29,6 +29,13 @@
 
 #include "kselftest_harness.h"
 
+/*
+ * The harness gives a test 30 s; a debug kernel (KASAN, lockdep) in
+ * software emulation needs more. A hang guard, not a time limit.
+ */
+#undef TEST_TIMEOUT_DEFAULT
+#define TEST_TIMEOUT_DEFAULT 300
+
 #define DEV		"/dev/spanalloc"
 #define STATS		"/sys/class/misc/spanalloc/stats/"
 #define ARENA_BYTES	(256UL << 20)
