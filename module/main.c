@@ -150,6 +150,10 @@ static const struct file_operations spanalloc_fops = {
 	.compat_ioctl	= compat_ptr_ioctl,
 };
 
+/*
+ * Every user may have a heap, as every user may call malloc: frames are
+ * charged to the caller's memory cgroup and bounded by the limits above.
+ */
 static struct miscdevice spanalloc_misc = {
 	.minor	= MISC_DYNAMIC_MINOR,
 	.name	= "spanalloc",

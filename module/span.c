@@ -121,11 +121,14 @@ static int span_alloc_locked(struct spanalloc_heap *heap,
 			     struct spanalloc_span_alloc *req)
 {
 	struct spanalloc_span *span;
+	unsigned long limit;
 	int err;
 
 	if (heap->dead)
 		return -ENXIO;
-	if (req->pages > spanalloc_heap_max_pages() - heap->nr_pages)
+	/* The limit may have been lowered below what the heap holds. */
+	limit = spanalloc_heap_max_pages();
+	if (req->pages > limit || heap->nr_pages > limit - req->pages)
 		return -ENOMEM;
 	span = span_new(req->pages, req->size_class);
 	if (!span)

@@ -1518,6 +1518,9 @@ TEST_F(dev, heap_limit_enomem_then_goes_on)
 	EXPECT_EQ(0, span_alloc(self->fd, 4, 0, &b));
 	EXPECT_EQ(0, span_free(self->fd, a));
 	EXPECT_EQ(0, span_alloc(self->fd, 8, 0, &a));
+	/* Lowered below what the heap holds: nothing more, no wrap-around. */
+	ASSERT_EQ(0, write_param("heap_max_frames", 4));
+	EXPECT_EQ(-ENOMEM, span_alloc(self->fd, 1, 0, &b));
 	write_param("heap_max_frames", old);
 }
 
