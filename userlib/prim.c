@@ -55,8 +55,6 @@ static struct {
 	pthread_once_t once;
 	enum span_backend backend;
 	int fd;
-	uintptr_t arena_start;
-	uintptr_t arena_end;
 	size_t page_size;
 } prim = { .once = PTHREAD_ONCE_INIT, .fd = -1 };
 
@@ -316,8 +314,6 @@ static bool prim_kernel_start(void)
 	if (arena == MAP_FAILED)
 		goto out_close;
 	prim.fd = fd;
-	prim.arena_start = (uintptr_t)arena;
-	prim.arena_end = (uintptr_t)arena + bytes;
 	return true;
 out_close:
 	close(fd);
@@ -454,12 +450,6 @@ void *_span_prim_resize(void *span, size_t old_pages, size_t new_pages)
 	return p == MAP_FAILED ? NULL : p;
 }
 
-bool _span_prim_in_arena(const void *p)
-{
-	uintptr_t a = (uintptr_t)p;
-
-	return a >= prim.arena_start && a < prim.arena_end;
-}
 
 void _span_prim_after_fork_child(void)
 {

@@ -97,9 +97,6 @@ void _span_prim_unlock_all(void);
  */
 void *_span_prim_resize(void *span, size_t old_pages, size_t new_pages);
 
-/* The arena of the kernel backend: is @p inside it? */
-bool _span_prim_in_arena(const void *p);
-
 /*
  * After fork(), in the child: the kernel backend's heap is a copy made by
  * the module; nothing to redo but re-initialising the stash locks (taken
