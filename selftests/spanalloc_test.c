@@ -137,6 +137,26 @@ FIXTURE_TEARDOWN(dev)
 		close(self->fd);
 }
 
+/* An open device and no arena: what a process has before its mmap. */
+FIXTURE(bare) {
+	int fd;
+};
+
+FIXTURE_SETUP(bare)
+{
+	self->fd = -1;
+	if (!device_present())
+		SKIP(return, DEV " not present: module not loaded");
+	self->fd = open(DEV, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, self->fd);
+}
+
+FIXTURE_TEARDOWN(bare)
+{
+	if (self->fd >= 0)
+		close(self->fd);
+}
+
 /* ---- open, close, INFO ------------------------------------------------- */
 
 TEST(open_close)
@@ -154,17 +174,12 @@ TEST(open_close)
 	EXPECT_EQ(0, close(fd));
 }
 
-TEST(info_without_arena)
+TEST_F(bare, info_without_arena)
 {
 	struct spanalloc_info info;
-	int fd;
 
-	if (!device_present())
-		SKIP(return, "module not loaded");
-	fd = open(DEV, O_RDWR);
-	ASSERT_LE(0, fd);
 	memset(&info, 0xff, sizeof(info));
-	ASSERT_EQ(0, ioctl(fd, SPANALLOC_IOC_INFO, &info));
+	ASSERT_EQ(0, ioctl(self->fd, SPANALLOC_IOC_INFO, &info));
 	EXPECT_EQ(SPANALLOC_ABI_VERSION, info.abi_version);
 	EXPECT_EQ(page_size(), info.page_size);
 	EXPECT_LE(ARENA_BYTES, info.arena_max_bytes);
@@ -173,7 +188,6 @@ TEST(info_without_arena)
 	EXPECT_EQ(0, info.arena_bytes);
 	EXPECT_EQ(0, info.heap_pages);
 	EXPECT_EQ(0, info.reserved[0]);
-	close(fd);
 }
 
 TEST_F(dev, info_with_arena)
@@ -568,17 +582,11 @@ TEST_F(dev, heap_stats_bad_fields)
 	EXPECT_EQ(EFAULT, errno);
 }
 
-TEST(heap_stats_without_arena_enxio)
+TEST_F(bare, heap_stats_without_arena_enxio)
 {
 	struct spanalloc_heap_stats st;
-	int fd;
 
-	if (!device_present())
-		SKIP(return, "module not loaded");
-	fd = open(DEV, O_RDWR);
-	ASSERT_LE(0, fd);
-	EXPECT_EQ(-ENXIO, heap_stats(fd, &st, NULL, 0));
-	close(fd);
+	EXPECT_EQ(-ENXIO, heap_stats(self->fd, &st, NULL, 0));
 }
 
 TEST_F(dev, debugfs_lists_every_heap)
@@ -964,18 +972,12 @@ TEST_F(dev, free_efault)
 	EXPECT_EQ(EFAULT, errno);
 }
 
-TEST(span_ioctls_without_arena_enxio)
+TEST_F(bare, span_ioctls_without_arena_enxio)
 {
 	void *span = NULL;
-	int fd;
 
-	if (!device_present())
-		SKIP(return, "module not loaded");
-	fd = open(DEV, O_RDWR);
-	ASSERT_LE(0, fd);
-	EXPECT_EQ(-ENXIO, span_alloc(fd, 1, 0, &span));
-	EXPECT_EQ(-ENXIO, span_free(fd, (void *)0x10000));
-	close(fd);
+	EXPECT_EQ(-ENXIO, span_alloc(self->fd, 1, 0, &span));
+	EXPECT_EQ(-ENXIO, span_free(self->fd, (void *)0x10000));
 }
 
 /* ---- mmap misuse -------------------------------------------------------- */
@@ -989,7 +991,7 @@ TEST_F(dev, second_arena_ebusy)
 	EXPECT_EQ(EBUSY, errno);
 }
 
-TEST(mmap_misuse)
+TEST_F(bare, mmap_misuse)
 {
 	static const struct {
 		const char *what;
@@ -1009,29 +1011,23 @@ TEST(mmap_misuse)
 	struct spanalloc_info info;
 	unsigned int i;
 	void *p;
-	int fd;
 
-	if (!device_present())
-		SKIP(return, "module not loaded");
-	fd = open(DEV, O_RDWR);
-	ASSERT_LE(0, fd);
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		errno = 0;
-		p = mmap(NULL, cases[i].len, cases[i].prot, cases[i].flags, fd,
+		p = mmap(NULL, cases[i].len, cases[i].prot, cases[i].flags, self->fd,
 			 cases[i].off);
 		EXPECT_EQ(MAP_FAILED, p) TH_LOG("%s", cases[i].what);
 		EXPECT_EQ(cases[i].err, errno) TH_LOG("%s", cases[i].what);
 	}
-	ASSERT_EQ(0, ioctl(fd, SPANALLOC_IOC_INFO, &info));
+	ASSERT_EQ(0, ioctl(self->fd, SPANALLOC_IOC_INFO, &info));
 	errno = 0;
 	p = mmap(NULL, info.arena_max_bytes + (1UL << 20),
-		 PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, fd, 0);
+		 PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, self->fd, 0);
 	EXPECT_EQ(MAP_FAILED, p);
 	EXPECT_EQ(EINVAL, errno);
 	/* None of that left a heap behind: a good mmap still works. */
-	p = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+	p = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE, self->fd, 0);
 	EXPECT_NE(MAP_FAILED, p);
-	close(fd);
 }
 
 TEST_F(dev, partial_munmap_einval)
@@ -1450,20 +1446,14 @@ TEST_F(dev, view_is_read_only)
 	EXPECT_EQ(EINVAL, errno);
 }
 
-TEST(view_without_arena_enxio)
+TEST_F(bare, view_without_arena_enxio)
 {
 	void *p;
-	int fd;
 
-	if (!device_present())
-		SKIP(return, "module not loaded");
-	fd = open(DEV, O_RDWR);
-	ASSERT_LE(0, fd);
 	errno = 0;
-	p = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, SPANALLOC_VIEW_OFFSET);
+	p = mmap(NULL, 4096, PROT_READ, MAP_SHARED, self->fd, SPANALLOC_VIEW_OFFSET);
 	EXPECT_EQ(MAP_FAILED, p);
 	EXPECT_EQ(ENXIO, errno);
-	close(fd);
 }
 
 /* The trap of design.md, seen through the view: each side its own records. */
