@@ -82,6 +82,8 @@ int spanalloc_range_clone(struct spanalloc_range_tree *dst,
 void spanalloc_range_destroy(struct spanalloc_range_tree *tree);
 int spanalloc_range_alloc(struct spanalloc_range_tree *tree,
 			  unsigned long pages, unsigned long *first);
+int spanalloc_range_take(struct spanalloc_range_tree *tree,
+			 unsigned long first, unsigned long pages);
 void spanalloc_range_free(struct spanalloc_range_tree *tree,
 			  unsigned long first, unsigned long pages,
 			  struct spanalloc_range *spare);
@@ -130,6 +132,10 @@ struct spanalloc_frames *spanalloc_frames_alloc(struct spanalloc_pool *pool,
 struct spanalloc_frames *spanalloc_frames_alloc_empty(struct spanalloc_pool *pool,
 						      unsigned long nr);
 int spanalloc_frames_fill(struct spanalloc_frames *frames, unsigned long i);
+struct spanalloc_frames *spanalloc_frames_grow(struct spanalloc_frames *frames,
+					       unsigned long add);
+void spanalloc_frames_trim(struct spanalloc_frames *frames, unsigned long nr);
+void spanalloc_frames_forget(struct spanalloc_frames *frames);
 void spanalloc_frames_get(struct spanalloc_frames *frames);
 void spanalloc_frames_put(struct spanalloc_frames *frames);
 
@@ -280,6 +286,9 @@ void spanalloc_view_set(struct spanalloc_heap *heap,
 			struct spanalloc_span *span);
 void spanalloc_view_clear(struct spanalloc_heap *heap,
 			  struct spanalloc_span *span);
+void spanalloc_view_resize(struct spanalloc_heap *heap,
+			   struct spanalloc_span *span,
+			   unsigned long old_pages);
 void spanalloc_view_destroy(struct spanalloc_heap *heap);
 int spanalloc_view_mmap(struct spanalloc_file *sf, struct vm_area_struct *vma);
 
@@ -291,6 +300,7 @@ long spanalloc_span_alloc_batch_ioctl(struct spanalloc_file *sf,
 				      void __user *arg);
 long spanalloc_span_free_batch_ioctl(struct spanalloc_file *sf,
 				     void __user *arg);
+long spanalloc_span_resize_ioctl(struct spanalloc_file *sf, void __user *arg);
 void spanalloc_span_release(struct spanalloc_heap *heap,
 			    struct spanalloc_span *span);
 int spanalloc_span_clone_all(struct spanalloc_heap *dst,

@@ -134,6 +134,8 @@ static long spanalloc_ioctl(struct file *file, unsigned int cmd,
 		return spanalloc_span_alloc_batch_ioctl(sf, uarg);
 	case SPANALLOC_IOC_SPAN_FREE_BATCH:
 		return spanalloc_span_free_batch_ioctl(sf, uarg);
+	case SPANALLOC_IOC_SPAN_RESIZE:
+		return spanalloc_span_resize_ioctl(sf, uarg);
 	case SPANALLOC_IOC_HEAP_STATS:
 		return spanalloc_heap_stats_ioctl(sf, uarg);
 	default:

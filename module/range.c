@@ -183,6 +183,47 @@ int spanalloc_range_alloc(struct spanalloc_range_tree *tree,
 }
 
 /**
+ * spanalloc_range_take() - take [@first, @first + @pages) if it is all free
+ * @tree:	the tree.
+ * @first:	first page wanted; the page before it must not be free.
+ * @pages:	pages wanted, at least 1.
+ *
+ * For growing a span in place: the run right after a span, if free, starts
+ * where the span ends, so one lookup by start finds it.
+ *
+ * Context: caller holds the heap lock. Never sleeps.
+ * Return: 0, or -ENOMEM when those pages are not all free.
+ */
+int spanalloc_range_take(struct spanalloc_range_tree *tree,
+			 unsigned long first, unsigned long pages)
+{
+	struct rb_node *node = tree->by_start.rb_node;
+	struct spanalloc_range *range;
+
+	while (node) {
+		range = range_of_start(node);
+		if (first < range->first)
+			node = node->rb_left;
+		else if (first > range->first)
+			node = node->rb_right;
+		else
+			break;
+	}
+	if (!node || range->pages < pages)
+		return -ENOMEM;
+
+	range_erase(tree, range);
+	if (range->pages == pages) {
+		kfree(range);
+	} else {
+		range->first += pages;
+		range->pages -= pages;
+		range_insert(tree, range);
+	}
+	return 0;
+}
+
+/**
  * spanalloc_range_free() - give [@first, @first + @pages) back to @tree
  * @tree:	the tree.
  * @first:	first page of the run, which must not be free already.

@@ -88,19 +88,19 @@ static int span_record(struct spanalloc_heap *heap,
 	return 0;
 }
 
-/* Install every frame of @span in @vma, writable; all or nothing. */
-static int span_map(struct spanalloc_heap *heap, struct vm_area_struct *vma,
-		    struct spanalloc_span *span)
+/* Map @nr frames at @addr in @vma, writable; all or nothing. */
+static int span_map(struct vm_area_struct *vma, unsigned long addr,
+		    struct page **pages, unsigned long nr)
 {
-	unsigned long addr = span_addr(heap, span), done = 0, num;
+	unsigned long done = 0, num;
 	int err;
 
-	while (done < span->pages) {
-		num = min(span->pages - done, SPANALLOC_INSERT_BATCH);
+	while (done < nr) {
+		num = min(nr - done, SPANALLOC_INSERT_BATCH);
 		err = vm_insert_pages(vma, addr + (done << PAGE_SHIFT),
-				      span->frames->pages + done, &num);
+				      pages + done, &num);
 		/* On return @num is the number of pages NOT inserted. */
-		done += min(span->pages - done, SPANALLOC_INSERT_BATCH) - num;
+		done += min(nr - done, SPANALLOC_INSERT_BATCH) - num;
 		if (err)
 			goto out_unmap;
 		if (fatal_signal_pending(current)) {
@@ -141,7 +141,8 @@ static int span_alloc_locked(struct spanalloc_heap *heap,
 		err = PTR_ERR(span->frames);
 		goto out_free_range;
 	}
-	err = span_map(heap, vma, span);
+	err = span_map(vma, span_addr(heap, span), span->frames->pages,
+		       span->pages);
 	if (err)
 		goto out_put_frames;
 	err = span_record(heap, span);
@@ -166,23 +167,33 @@ out_free_span:
 	return err;
 }
 
+/* The live span starting at @addr, or NULL. */
+static struct spanalloc_span *span_at(struct spanalloc_heap *heap,
+				      unsigned long addr)
+{
+	struct spanalloc_span *span;
+	unsigned long index;
+
+	if (addr < heap->arena_start || !PAGE_ALIGNED(addr))
+		return NULL;
+	index = (addr - heap->arena_start) >> PAGE_SHIFT;
+	if (index >= heap->arena_pages)
+		return NULL;
+	span = mtree_load(&heap->spans, index);
+	return span && span->first == index ? span : NULL;
+}
+
 static int span_free_locked(struct spanalloc_heap *heap,
 			    struct vm_area_struct *vma, unsigned long addr,
 			    u32 flags)
 {
 	struct spanalloc_frames *empty;
 	struct spanalloc_span *span;
-	unsigned long index;
 
 	if (heap->dead)
 		return -ENXIO;
-	if (addr < heap->arena_start || !PAGE_ALIGNED(addr))
-		return -EINVAL;
-	index = (addr - heap->arena_start) >> PAGE_SHIFT;
-	if (index >= heap->arena_pages)
-		return -EINVAL;
-	span = mtree_load(&heap->spans, index);
-	if (!span || span->first != index)
+	span = span_at(heap, addr);
+	if (!span)
 		return -EINVAL;
 
 	if (flags & SPANALLOC_FREE_KEEP_RANGE) {
@@ -197,13 +208,121 @@ static int span_free_locked(struct spanalloc_heap *heap,
 	}
 	spanalloc_zap(vma, addr, span->pages << PAGE_SHIFT);
 	spanalloc_view_clear(heap, span);
-	mtree_erase(&heap->spans, index);
+	mtree_erase(&heap->spans, span->first);
 	spanalloc_range_free(&heap->free, span->first, span->pages,
 			     span->spare);
 	span->spare = NULL;
 	spanalloc_span_release(heap, span);
 	heap->spans_freed++;
 	return 0;
+}
+
+/* Take the @add free pages after @span and map fresh frames there. */
+static int span_grow(struct spanalloc_heap *heap, struct vm_area_struct *vma,
+		     struct spanalloc_span *span, unsigned long add)
+{
+	unsigned long tail = span->first + span->pages, limit;
+	unsigned long addr = span_addr(heap, span) + (span->pages << PAGE_SHIFT);
+	struct spanalloc_frames *grown;
+	struct spanalloc_range *spare;
+	int err;
+
+	limit = spanalloc_heap_max_pages();
+	if (add > limit || heap->nr_pages > limit - add)
+		return -ENOMEM;
+	/* For giving the pages back if a later step fails. */
+	spare = kmalloc(sizeof(*spare), GFP_KERNEL_ACCOUNT);
+	if (!spare)
+		return -ENOMEM;
+	err = spanalloc_range_take(&heap->free, tail, add);
+	if (err)
+		goto out_free_spare;
+	grown = spanalloc_frames_grow(span->frames, add);
+	if (IS_ERR(grown)) {
+		err = PTR_ERR(grown);
+		goto out_free_range;
+	}
+	err = span_map(vma, addr, grown->pages + span->pages, add);
+	if (err)
+		goto out_drop_grown;
+	err = mtree_store_range(&heap->spans, span->first, tail + add - 1,
+				span, GFP_KERNEL_ACCOUNT);
+	if (err)
+		goto out_unmap;
+
+	kfree(spare);
+	spanalloc_frames_forget(span->frames);
+	span->frames = grown;
+	span->pages += add;
+	heap->nr_pages += add;
+	heap->class_pages[span->size_class] += add;
+	spanalloc_view_resize(heap, span, span->pages - add);
+	return 0;
+
+out_unmap:
+	spanalloc_zap(vma, addr, add << PAGE_SHIFT);
+out_drop_grown:
+	spanalloc_frames_trim(grown, span->pages);
+	spanalloc_frames_forget(grown);
+out_free_range:
+	spanalloc_range_free(&heap->free, tail, add, spare);
+	return err;
+out_free_spare:
+	kfree(spare);
+	return err;
+}
+
+/* Cut @span to its first @pages pages; the tail becomes free space. */
+static int span_shrink(struct spanalloc_heap *heap, struct vm_area_struct *vma,
+		       struct spanalloc_span *span, unsigned long pages)
+{
+	unsigned long tail = span->first + pages, cut = span->pages - pages;
+	struct spanalloc_range *spare;
+	int err;
+
+	spare = kmalloc(sizeof(*spare), GFP_KERNEL_ACCOUNT);
+	if (!spare)
+		return -ENOMEM;
+	/* The one step that can fail goes first. */
+	err = mtree_store_range(&heap->spans, tail, tail + cut - 1, NULL,
+				GFP_KERNEL_ACCOUNT);
+	if (err) {
+		kfree(spare);
+		return err;
+	}
+	span->pages = pages;
+	spanalloc_view_resize(heap, span, pages + cut);
+	spanalloc_zap(vma, span_addr(heap, span) + (pages << PAGE_SHIFT),
+		      cut << PAGE_SHIFT);
+	spanalloc_frames_trim(span->frames, pages);
+	spanalloc_range_free(&heap->free, tail, cut, spare);
+	heap->nr_pages -= cut;
+	heap->class_pages[span->size_class] -= cut;
+	return 0;
+}
+
+static int span_resize_locked(struct spanalloc_heap *heap,
+			      struct vm_area_struct *vma, unsigned long addr,
+			      unsigned long pages)
+{
+	struct spanalloc_span *span;
+
+	if (heap->dead)
+		return -ENXIO;
+	span = span_at(heap, addr);
+	if (!span || span->size_class)
+		return -EINVAL;
+	if (pages == span->pages)
+		return 0;
+	/*
+	 * A fork() relative's span lists the same frames: both would have
+	 * to change, and the relative's range may be taken. Refuse.
+	 */
+	if (kref_read(&span->frames->kref) != 1)
+		return -EBUSY;
+	if (pages > span->pages)
+		return span_grow(heap, vma, span, pages - span->pages);
+	return span_shrink(heap, vma, span, pages);
 }
 
 /* What one span ioctl asks; the ops below run it under span_call(). */
@@ -299,6 +418,13 @@ static int span_free_op(struct spanalloc_heap *heap,
 	}
 	args->count = done;
 	return err;
+}
+
+static int span_resize_op(struct spanalloc_heap *heap,
+			  struct vm_area_struct *vma,
+			  struct span_call_args *args)
+{
+	return span_resize_locked(heap, vma, args->addrs[0], args->pages);
 }
 
 /* Take back spans made by a call whose results could not reach the user. */
@@ -462,6 +588,34 @@ long spanalloc_span_free_batch_ioctl(struct spanalloc_file *sf,
 		err = -EFAULT;
 	kfree(addrs);
 	return err;
+}
+
+/**
+ * spanalloc_span_resize_ioctl() - SPANALLOC_IOC_SPAN_RESIZE
+ * @sf:		the file.
+ * @arg:	user pointer to a &struct spanalloc_span_resize.
+ *
+ * Context: process context; takes the mmap lock and the heap lock.
+ * Return: 0 or a negative errno, as uapi/spanalloc.h documents.
+ */
+long spanalloc_span_resize_ioctl(struct spanalloc_file *sf, void __user *arg)
+{
+	struct spanalloc_span_resize req;
+	struct span_call_args args;
+
+	if (copy_from_user(&req, arg, sizeof(req)))
+		return -EFAULT;
+	if (req.flags & ~SPANALLOC_RESIZE_VALID_FLAGS || req.reserved0 ||
+	    req.reserved[0] || req.reserved[1])
+		return -EINVAL;
+	if (!req.pages)
+		return -EINVAL;
+	if (req.pages > spanalloc_arena_max_bytes >> PAGE_SHIFT)
+		return -ENOMEM;
+	args = (struct span_call_args){
+		.pages = req.pages, .count = 1, .addrs = &req.addr,
+	};
+	return span_call(sf, true, span_resize_op, &args);
 }
 
 /**

@@ -95,6 +95,27 @@ void spanalloc_view_clear(struct spanalloc_heap *heap,
 }
 
 /**
+ * spanalloc_view_resize() - show @span at its new length
+ * @heap:	the heap.
+ * @span:	a span whose length just changed.
+ * @old_pages:	its length before.
+ *
+ * Context: caller holds @heap->lock.
+ */
+void spanalloc_view_resize(struct spanalloc_heap *heap,
+			   struct spanalloc_span *span,
+			   unsigned long old_pages)
+{
+	lockdep_assert_held(&heap->lock);
+	if (span->pages > old_pages)
+		view_fill(heap, span->first + old_pages,
+			  span->pages - old_pages, view_entry(span));
+	else
+		view_fill(heap, span->first + span->pages,
+			  old_pages - span->pages, 0);
+}
+
+/**
  * spanalloc_view_destroy() - drop the heap's references on its view pages
  * @heap:	a dead heap. Mapped view pages live on until unmapped.
  */

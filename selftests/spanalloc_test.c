@@ -87,6 +87,23 @@ static int span_free(int fd, void *addr)
 	return 0;
 }
 
+static int span_resize(int fd, void *addr, uint64_t pages)
+{
+	struct spanalloc_span_resize req = {
+		.addr = (uintptr_t)addr,
+		.pages = pages,
+	};
+
+	return ioctl(fd, SPANALLOC_IOC_SPAN_RESIZE, &req) ? -errno : 0;
+}
+
+static long heap_pages(int fd)
+{
+	struct spanalloc_info info;
+
+	return ioctl(fd, SPANALLOC_IOC_INFO, &info) ? -1 : (long)info.heap_pages;
+}
+
 /* Does touching @p (read if !write) raise a signal? Which one? */
 static int touch_signal(volatile char *p, int write)
 {
@@ -978,6 +995,7 @@ TEST_F(bare, span_ioctls_without_arena_enxio)
 
 	EXPECT_EQ(-ENXIO, span_alloc(self->fd, 1, 0, &span));
 	EXPECT_EQ(-ENXIO, span_free(self->fd, (void *)0x10000));
+	EXPECT_EQ(-ENXIO, span_resize(self->fd, (void *)0x10000, 2));
 }
 
 /* ---- mmap misuse -------------------------------------------------------- */
@@ -1492,6 +1510,187 @@ TEST_F(dev, view_after_fork_is_each_sides_own)
 	EXPECT_TRUE(WIFEXITED(status));
 	EXPECT_EQ(0, WEXITSTATUS(status));
 	munmap(view, bytes);
+}
+
+/* ---- SPAN_RESIZE ----------------------------------------------------------- */
+
+TEST_F(dev, resize_grows_in_place)
+{
+	long frames = read_stat("frames");
+	unsigned char *span;
+	uint64_t *view, e;
+	size_t bytes;
+	long i;
+
+	view = map_view(self->fd, PROT_READ, MAP_SHARED, &bytes);
+	ASSERT_NE(NULL, view);
+	ASSERT_EQ(0, span_alloc(self->fd, 4, 0, (void **)&span));
+	memset(span, 0x5a, 4 * self->page);
+	ASSERT_EQ(0, span_resize(self->fd, span, 600));
+	EXPECT_EQ(600, heap_pages(self->fd));
+	EXPECT_EQ(frames + 600, read_stat("frames"));
+	/* Old data kept, new pages zeroed, writable, and in the view. */
+	for (i = 0; i < 4 * self->page; i++)
+		ASSERT_EQ(0x5a, span[i]);
+	for (i = 4 * self->page; i < 600 * self->page; i += 97)
+		ASSERT_EQ(0, span[i]);
+	span[600 * self->page - 1] = 7;
+	e = view_of(view, self->arena, span + 599 * self->page, self->page);
+	EXPECT_EQ((span - (unsigned char *)self->arena) / self->page + 1,
+		  SPANALLOC_VIEW_FIRST(e));
+	/* The grown span frees whole. */
+	EXPECT_EQ(0, span_free(self->fd, span));
+	EXPECT_EQ(frames, read_stat("frames"));
+	EXPECT_EQ(0, heap_pages(self->fd));
+	munmap(view, bytes);
+}
+
+TEST_F(dev, resize_grow_blocked_by_neighbour_enomem)
+{
+	unsigned char *a, *b;
+
+	ASSERT_EQ(0, span_alloc(self->fd, 4, 0, (void **)&a));
+	ASSERT_EQ(0, span_alloc(self->fd, 4, 0, (void **)&b));
+	/* Best fit, lowest address first: b follows a. */
+	ASSERT_EQ(a + 4 * self->page, b);
+	memset(a, 1, 4 * self->page);
+	memset(b, 2, 4 * self->page);
+	EXPECT_EQ(-ENOMEM, span_resize(self->fd, a, 5));
+	EXPECT_EQ(8, heap_pages(self->fd));
+	EXPECT_EQ(1, a[4 * self->page - 1]);
+	EXPECT_EQ(2, b[0]);
+	/* Once the neighbour is gone, growth may take its pages. */
+	ASSERT_EQ(0, span_free(self->fd, b));
+	EXPECT_EQ(0, span_resize(self->fd, a, 1000));
+	EXPECT_EQ(1, a[4 * self->page - 1]);
+	EXPECT_EQ(0, a[4 * self->page]);
+	/* Never past the end of the arena. */
+	EXPECT_EQ(-ENOMEM, span_resize(self->fd, a,
+				       ARENA_BYTES / self->page + 1));
+	EXPECT_EQ(1000, heap_pages(self->fd));
+}
+
+TEST_F(dev, resize_shrinks_and_frees_the_tail)
+{
+	long frames = read_stat("frames");
+	unsigned char *span, *again;
+
+	ASSERT_EQ(0, span_alloc(self->fd, 8, 0, (void **)&span));
+	memset(span, 0x3c, 8 * self->page);
+	ASSERT_EQ(0, span_resize(self->fd, span, 3));
+	EXPECT_EQ(3, heap_pages(self->fd));
+	EXPECT_EQ(frames + 3, read_stat("frames"));
+	EXPECT_EQ(0x3c, span[3 * self->page - 1]);
+	EXPECT_EQ(SIGBUS, touch_signal((char *)span + 3 * self->page, 0));
+	EXPECT_EQ(SIGBUS, touch_signal((char *)span + 7 * self->page, 1));
+	/* The tail is free space again: the next span of 5 pages is there. */
+	ASSERT_EQ(0, span_alloc(self->fd, 5, 0, (void **)&again));
+	EXPECT_EQ(span + 3 * self->page, again);
+	EXPECT_EQ(0, again[0]);
+	EXPECT_EQ(0, span_free(self->fd, again));
+	/* Same length: nothing to do. */
+	EXPECT_EQ(0, span_resize(self->fd, span, 3));
+	EXPECT_EQ(0, span_free(self->fd, span));
+	EXPECT_EQ(frames, read_stat("frames"));
+}
+
+TEST_F(dev, resize_keeps_holes_of_keep_range)
+{
+	struct spanalloc_span_free req = { .flags = SPANALLOC_FREE_KEEP_RANGE };
+	long frames = read_stat("frames");
+	unsigned char *span;
+
+	ASSERT_EQ(0, span_alloc(self->fd, 4, 0, (void **)&span));
+	req.addr = (uintptr_t)span;
+	ASSERT_EQ(0, ioctl(self->fd, SPANALLOC_IOC_SPAN_FREE, &req));
+	span[self->page] = 9;	/* one hole filled */
+	ASSERT_EQ(0, span_resize(self->fd, span, 6));
+	EXPECT_EQ(frames + 3, read_stat("frames"));
+	EXPECT_EQ(9, span[self->page]);
+	EXPECT_EQ(0, span[0]);	/* a hole refills on touch */
+	EXPECT_EQ(frames + 4, read_stat("frames"));
+	ASSERT_EQ(0, span_resize(self->fd, span, 1));
+	EXPECT_EQ(frames + 1, read_stat("frames"));
+	EXPECT_EQ(0, span_free(self->fd, span));
+	EXPECT_EQ(frames, read_stat("frames"));
+}
+
+TEST_F(dev, resize_bad_fields_einval)
+{
+	struct spanalloc_span_resize req;
+	char *span, *small;
+	int i;
+
+	ASSERT_EQ(0, span_alloc(self->fd, 4, 0, (void **)&span));
+	ASSERT_EQ(0, span_alloc(self->fd, 1, 5, (void **)&small));
+	for (i = 0; i < 5; i++) {
+		memset(&req, 0, sizeof(req));
+		req.addr = (uintptr_t)span;
+		req.pages = 8;
+		if (i == 0)
+			req.flags = ~SPANALLOC_RESIZE_VALID_FLAGS;
+		else if (i == 1)
+			req.reserved0 = 1;
+		else if (i == 4)
+			req.pages = 0;
+		else
+			req.reserved[i - 2] = 1;
+		errno = 0;
+		EXPECT_EQ(-1, ioctl(self->fd, SPANALLOC_IOC_SPAN_RESIZE, &req));
+		EXPECT_EQ(EINVAL, errno);
+	}
+	EXPECT_EQ(-EINVAL, span_resize(self->fd, span + self->page, 8));
+	EXPECT_EQ(-EINVAL, span_resize(self->fd, span + 1, 8));
+	EXPECT_EQ(-EINVAL, span_resize(self->fd, NULL, 8));
+	EXPECT_EQ(-EINVAL, span_resize(self->fd, self->arena + ARENA_BYTES, 1));
+	/* A span of a size class keeps its length. */
+	EXPECT_EQ(-EINVAL, span_resize(self->fd, small, 2));
+	EXPECT_EQ(-ENOMEM, span_resize(self->fd, span, UINT64_MAX));
+	errno = 0;
+	EXPECT_EQ(-1, ioctl(self->fd, SPANALLOC_IOC_SPAN_RESIZE, (void *)8));
+	EXPECT_EQ(EFAULT, errno);
+	/* None of that changed anything. */
+	EXPECT_EQ(5, heap_pages(self->fd));
+	EXPECT_EQ(0, span_free(self->fd, span));
+	EXPECT_EQ(-EINVAL, span_resize(self->fd, span, 8));
+}
+
+TEST_F(dev, resize_heap_limit_enomem)
+{
+	long old = read_param("heap_max_frames");
+	void *span;
+
+	if (write_param("heap_max_frames", 64))
+		SKIP(return, "cannot set heap_max_frames (not root?)");
+	ASSERT_EQ(0, span_alloc(self->fd, 60, 0, &span));
+	EXPECT_EQ(-ENOMEM, span_resize(self->fd, span, 65));
+	EXPECT_EQ(0, span_resize(self->fd, span, 64));
+	EXPECT_EQ(64, heap_pages(self->fd));
+	write_param("heap_max_frames", old);
+}
+
+static int child_resizes(void *arg)
+{
+	struct fork_case *fc = arg;
+
+	if (span_resize(fc->fd, fc->span, 2) != -EBUSY)
+		return 1;
+	if (span_resize(fc->fd, fc->span, 16) != -EBUSY)
+		return 2;
+	return fc->span[0] == 0x11 ? 0 : 3;
+}
+
+TEST_F(dev, resize_after_fork_ebusy_until_child_exits)
+{
+	struct fork_case fc = { .fd = self->fd, .bytes = 8 * self->page };
+
+	ASSERT_EQ(0, span_alloc(self->fd, 8, 0, (void **)&fc.span));
+	memset(fc.span, 0x11, fc.bytes);
+	EXPECT_EQ(0, in_child(child_resizes, &fc));
+	/* The child's copy went with it: the parent's span is its own. */
+	EXPECT_EQ(0, span_resize(self->fd, fc.span, 16));
+	EXPECT_EQ(0x11, fc.span[fc.bytes - 1]);
+	EXPECT_EQ(0, fc.span[fc.bytes]);
 }
 
 /* ---- limits ---------------------------------------------------------------- */

@@ -139,6 +139,33 @@ struct spanalloc_span_free {
 	__u64 reserved[2];
 };
 
+/* No flags are defined yet for SPANALLOC_IOC_SPAN_RESIZE. */
+#define SPANALLOC_RESIZE_VALID_FLAGS	0U
+
+/**
+ * struct spanalloc_span_resize - make a large span longer or shorter in place
+ * @addr:	in: the address %SPANALLOC_IOC_SPAN_ALLOC returned for a live
+ *		span of size class 0 (a large span).
+ * @pages:	in: the span's new length in pages, at least 1.
+ * @flags:	in: zero or more of %SPANALLOC_RESIZE_VALID_FLAGS.
+ * @reserved0:	in: zero.
+ * @reserved:	in: zero.
+ *
+ * The span keeps its address and its data. Growing takes the free arena
+ * pages right after the span, backs them with zeroed frames and maps them;
+ * shrinking unmaps the span's tail, whose pages become free arena space
+ * (touching them raises SIGBUS) and whose frames go back to the pool. It
+ * is realloc() for whole-page spans, without the copy, like mremap()
+ * without %MREMAP_MAYMOVE.
+ */
+struct spanalloc_span_resize {
+	__u64 addr;
+	__u64 pages;
+	__u32 flags;
+	__u32 reserved0;
+	__u64 reserved[2];
+};
+
 /* Most spans one batch ioctl handles. */
 #define SPANALLOC_BATCH_MAX		512
 
@@ -286,5 +313,19 @@ struct spanalloc_heap_stats {
  */
 #define SPANALLOC_IOC_HEAP_STATS \
 	_IOWR(SPANALLOC_IOC_MAGIC, 0x45, struct spanalloc_heap_stats)
+
+/**
+ * DOC: SPANALLOC_IOC_SPAN_RESIZE
+ *
+ * Takes a &struct spanalloc_span_resize. Returns 0, -EFAULT, -EINVAL (bad
+ * field, @addr is not the start of a live span of the caller's heap, or the
+ * span has a size class), -ENXIO (no arena), -ENOMEM (the pages after the
+ * span are not all free arena space, or a heap, system or memory cgroup
+ * limit), -EBUSY (the span's frames are shared with the copy a fork()
+ * relative holds: allocate, copy and free instead) or -EINTR. On any error
+ * the span is as it was. Modules older than this command answer -ENOTTY.
+ */
+#define SPANALLOC_IOC_SPAN_RESIZE \
+	_IOW(SPANALLOC_IOC_MAGIC, 0x46, struct spanalloc_span_resize)
 
 #endif /* _UAPI_LINUX_SPANALLOC_H */
