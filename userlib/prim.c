@@ -434,17 +434,30 @@ size_t _span_prim_free_batch(void *const *spans, const size_t *pages,
 
 void *_span_prim_resize(void *span, size_t old_pages, size_t new_pages)
 {
+	struct spanalloc_span_resize req = {
+		.addr = (uintptr_t)span,
+		.pages = new_pages,
+	};
 	void *p;
 
-	if (prim.backend != SPAN_BACKEND_MMAP) {
-		errno = EOPNOTSUPP;
-		return NULL;
-	}
 	if (!new_pages || new_pages > SIZE_MAX / prim.page_size) {
 		errno = ENOMEM;
 		return NULL;
 	}
+	if (prim.backend != SPAN_BACKEND_KERNEL &&
+	    prim.backend != SPAN_BACKEND_MMAP) {
+		errno = EOPNOTSUPP;
+		return NULL;
+	}
 	count_add(&counters.calls, 1);
+	if (prim.backend == SPAN_BACKEND_KERNEL) {
+		/* In place or not at all; a module without the command: ENOTTY. */
+		if (ioctl(prim.fd, SPANALLOC_IOC_SPAN_RESIZE, &req) == 0)
+			return span;
+		if (errno == ENOTTY)
+			errno = EOPNOTSUPP;
+		return NULL;
+	}
 	p = mremap(span, old_pages * prim.page_size,
 		   new_pages * prim.page_size, MREMAP_MAYMOVE);
 	return p == MAP_FAILED ? NULL : p;

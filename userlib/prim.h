@@ -90,10 +90,14 @@ void _span_prim_lock_all(void);
 void _span_prim_unlock_all(void);
 
 /*
- * Grow or shrink a span from _span_prim_alloc() to @new_pages, moving its
- * pages (never copying) if it must. Returns the span's new address, or
- * NULL with errno (EOPNOTSUPP: the backend cannot, e.g. kernel).
- * Only for large spans (class 0). Pages added are zeroed.
+ * Grow or shrink a span from _span_prim_alloc() to @new_pages, never
+ * copying. The kernel backend works in place (SPANALLOC_IOC_SPAN_RESIZE):
+ * it returns @span, or NULL with errno ENOMEM when the pages after the span
+ * are taken or a limit is reached, EBUSY when a fork() relative shares the
+ * span's frames, EOPNOTSUPP when the module predates the command. The mmap
+ * backend may move the pages (mremap) and returns their new address.
+ * Only for large spans (class 0). Pages added are zeroed; on failure the
+ * span is as it was.
  */
 void *_span_prim_resize(void *span, size_t old_pages, size_t new_pages);
 
