@@ -14,8 +14,9 @@
  * SPANALLOC_DECAY_MS goes back to the backend, which unmaps its frames, so
  * RSS drops. The decay runs on this file's slow paths and sweeps every
  * class at most once per decay interval; a sweep gives back the expired
- * spans of all classes in one backend batch, and the backend's stashes of
- * classes idle for the interval (prim.h), so those pages go back too.
+ * spans of all classes in one backend batch, the backend's stashes of
+ * classes idle for the interval (prim.h), and the large page heap's
+ * expired free runs (pageheap.c), so those pages go back too.
  *
  * Lock order: a class lock is never held while taking another lock of
  * this library, except by the fork handler, which takes every class lock
@@ -237,6 +238,8 @@ void _span_central_collect(bool force)
 	/* Every class's expired spans in one batch, then idle stashes. */
 	_span_span_release_list(&dead);
 	_span_prim_stash_trim(force ? 0 : _span_opt.decay_ms);
+	/* And the large page heap's free runs past their decay. */
+	_span_large_collect(force);
 }
 
 void _span_central_lock_all(void)

@@ -16,7 +16,10 @@
  *
  * Invariants
  *   - Every page of a live small span maps to its record; a large span maps
- *     only the page of the pointer it handed out (span->user).
+ *     only the page of the pointer it handed out (span->user); a free run
+ *     of the large page heap (state CACHED) maps only its first and last
+ *     pages. So free() finds a large span only at the exact pointer, and a
+ *     freed one in state CACHED (a double free) or nowhere.
  *   - An object is in exactly one place: handed out, in one bin, in its
  *     span's free list, or in the span's never-used tail (>= span->bump).
  *   - span->nfree counts the free-list and tail objects; nfree == nobjs
@@ -89,6 +92,10 @@ struct span {
 	struct span *prev;
 	uint64_t stamp_ms;	/* when it became empty or cached */
 	uintptr_t user;		/* large: the pointer handed out */
+	/* Large spans and free runs (pageheap.c), under its lock. */
+	struct span *older;	/* age list of free runs */
+	struct span *newer;
+	uint32_t zero;		/* every page reads as zero (fresh) */
 };
 
 struct span_list {
@@ -189,6 +196,11 @@ void _span_span_reinit(void);
 /* Mappings for allocator metadata, with guard pages; never user data. */
 void *_span_meta_map(size_t bytes);
 
+/* A zeroed record for a large span or free run, no pages; NULL + errno. */
+struct span *_span_record_new(void);
+/* Free a record that holds no pages and is in no page map. */
+void _span_record_drop(struct span *s);
+
 /* Mark every object of small span @s free in its bitmap. */
 void _span_freemap_fill(struct span *s);
 
@@ -223,6 +235,30 @@ void _span_bin_overflow(unsigned int cls);
 void _span_cache_key_init(void);
 /* Hand the calling thread's cached objects back to central. */
 void _span_cache_flush(void);
+
+/* ---------------------------------------------------------------------
+ * pageheap.c: free runs of pages for large spans
+ * ------------------------------------------------------------------- */
+
+/*
+ * A span of @pages pages (state LARGE), carved from a free run or new
+ * from the backend; span->zero says whether all of it reads as zero.
+ */
+struct span *_span_ph_alloc(size_t pages);
+/* Large span @s (out of the page map) becomes a free run. */
+void _span_ph_free(struct span *s);
+/* Would _span_ph_alloc(@pages) be served from a free run? */
+bool _span_ph_fits(size_t pages);
+/* Resize live span @s to @pages in place (never moves); false if not. */
+bool _span_ph_resize(struct span *s, size_t pages);
+/* mmap backend: move @s to @pages pages with mremap(); NULL if not. */
+void *_span_ph_remap(struct span *s, size_t pages);
+/* Give back runs past their decay (all of them if @force). */
+void _span_ph_collect(bool force);
+void _span_ph_lock(void);
+void _span_ph_unlock(void);
+void _span_ph_reinit(void);
+void _span_ph_stats(struct span_stats *st);
 
 /* ---------------------------------------------------------------------
  * large.c
@@ -273,8 +309,9 @@ struct span_options {
 	bool stats;			/* SPANALLOC_STATS: print at exit */
 	bool stats_verbose;		/* SPANALLOC_STATS=2: and backend calls */
 	uint64_t decay_ms;		/* SPANALLOC_DECAY_MS */
-	size_t large_cache_bytes;	/* SPANALLOC_LARGE_CACHE_MB */
-	size_t large_cache_spans;	/* SPANALLOC_LARGE_CACHE_SPANS */
+	size_t large_cache_bytes;	/* SPANALLOC_LARGE_CACHE_MB: free runs,
+					   or live large bytes if more */
+	size_t large_cache_spans;	/* SPANALLOC_LARGE_CACHE_SPANS: runs */
 };
 
 extern struct span_options _span_opt;

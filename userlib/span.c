@@ -114,6 +114,20 @@ static void record_free(struct span *s)
 	meta_free(s, sizeof(*s));
 }
 
+struct span *_span_record_new(void)
+{
+	struct span *s = record_alloc(0);
+
+	if (s)
+		*s = (struct span){ 0 };
+	return s;
+}
+
+void _span_record_drop(struct span *s)
+{
+	record_free(s);
+}
+
 struct span *_span_span_new(size_t pages, unsigned int cls)
 {
 	struct span *s = record_alloc(cls);
