@@ -372,6 +372,133 @@ TEST(large_cache_reuse)
 	EXPECT_GE(a.backend_allocs + 1, b.backend_allocs);
 }
 
+#define MIB	((size_t)1 << 20)
+
+/* A freed large block's pages serve a smaller one, no backend call. */
+TEST(large_reuse_smaller)
+{
+	struct span_stats a, b;
+	char *p, *q;
+
+	span_trim();
+	p = span_malloc(4 * MIB);
+	ASSERT_NE(NULL, p);
+	memset(p, 0x5a, 4 * MIB);
+	span_free(p);
+	span_stats(&a);
+	EXPECT_LE(4 * MIB, a.large_cached_bytes);
+	/* mmap: the front of the run; kernel: the span trimmed in place. */
+	q = span_malloc(5 * MIB / 2);
+	ASSERT_NE(NULL, q);
+	span_stats(&b);
+	EXPECT_EQ(p, q);
+	EXPECT_EQ(a.backend_allocs, b.backend_allocs);
+	EXPECT_EQ(a.large_cache_hits + 1, b.large_cache_hits);
+	EXPECT_EQ(0x5a, q[5 * MIB / 2 - 1]);	/* the same, dirty pages */
+	span_free(q);
+}
+
+/* calloc() of reused (dirty) large memory is zero, carved or whole. */
+TEST(large_calloc_reused_is_zero)
+{
+	static const size_t sizes[] = { 4 * MIB, 4 * MIB, 5 * MIB / 2,
+					100000, 3 * MIB + 1 };
+	bool split = !strcmp(span_backend(), "mmap");
+	size_t i, j;
+
+	span_trim();
+	for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		unsigned char *p = span_malloc(4 * MIB), *q;
+
+		ASSERT_NE(NULL, p);
+		memset(p, 0xa5, 4 * MIB);
+		span_free(p);
+		q = span_calloc(1, sizes[i]);
+		ASSERT_NE(NULL, q);
+		/* A kernel span is never cut below half (mmap: any size). */
+		if (split || 2 * sizes[i] >= 4 * MIB)
+			EXPECT_EQ(p, q) TH_LOG("calloc(%zu) not from the freed block",
+					       sizes[i]);
+		for (j = 0; j < sizes[i]; j++)
+			if (q[j])
+				break;
+		EXPECT_EQ(sizes[i], j) TH_LOG("calloc(%zu): byte %zu is %#x",
+					      sizes[i], j, q[j]);
+		memset(q, 0xa5, sizes[i]);
+		span_free(q);
+	}
+}
+
+/* realloc shrinks a large block in place, then grows it back in place. */
+TEST(large_realloc_in_place)
+{
+	struct span_stats a, b;
+	char *p, *q;
+
+	span_trim();
+	p = span_malloc(4 * MIB);
+	ASSERT_NE(NULL, p);
+	fill(p, 4 * MIB, 11);
+	span_stats(&a);
+	q = span_realloc(p, MIB);		/* the tail goes back */
+	EXPECT_EQ(p, q);
+	EXPECT_GE(span_malloc_usable_size(q), MIB);
+	EXPECT_LT(span_malloc_usable_size(q), 2 * MIB);	/* really shrunk */
+	q = span_realloc(q, 3 * MIB);		/* and comes back */
+	EXPECT_EQ(p, q);
+	EXPECT_LE(3 * MIB, span_malloc_usable_size(q));
+	EXPECT_TRUE(check(q, MIB, 11));
+	q = span_realloc(q, 4 * MIB);
+	EXPECT_EQ(p, q);
+	EXPECT_TRUE(check(q, MIB, 11));
+	memset(q + MIB, 1, 3 * MIB);
+	span_stats(&b);
+	EXPECT_EQ(a.backend_allocs, b.backend_allocs);
+	EXPECT_EQ(a.large_allocs, b.large_allocs);	/* never moved */
+	span_free(q);
+}
+
+/*
+ * Freed large blocks stay mapped for reuse, then go back after the decay
+ * without any further large call: RSS drops.
+ */
+TEST(large_memory_returns_after_decay)
+{
+	enum { N = 8 };
+	struct span_stats st;
+	long rss_peak, rss_freed, rss_after;
+	char *v[N];
+	void *w[4000];
+	int i;
+
+	span_trim();
+	for (i = 0; i < N; i++) {
+		v[i] = span_malloc(6 * MIB);
+		ASSERT_NE(NULL, v[i]);
+		memset(v[i], 1, 6 * MIB);
+	}
+	rss_peak = rss_kib();
+	for (i = 0; i < N; i++)
+		span_free(v[i]);
+	span_stats(&st);
+	rss_freed = rss_kib();
+	TH_LOG("rss %ld -> %ld KiB, %llu KiB cached in %llu runs", rss_peak,
+	       rss_freed, (unsigned long long)st.large_cached_bytes >> 10,
+	       (unsigned long long)st.large_cached);
+	EXPECT_LE(N * 6 * MIB, st.large_cached_bytes);	/* kept for reuse */
+	usleep(600 * 1000);	/* SPANALLOC_DECAY_MS is 500 */
+	for (i = 0; i < 4000; i++)	/* small slow paths sweep */
+		w[i] = span_malloc(64);
+	for (i = 0; i < 4000; i++)
+		span_free(w[i]);
+	span_stats(&st);
+	rss_after = rss_kib();
+	TH_LOG("after the decay: rss %ld KiB, %llu KiB cached", rss_after,
+	       (unsigned long long)st.large_cached_bytes >> 10);
+	EXPECT_EQ(0, st.large_cached_bytes);
+	EXPECT_LT(rss_after + 40 * 1024, rss_peak);
+}
+
 /*
  * Peak then free: the spans go back to the backend (span_trim now, or the
  * decay on later slow paths), and the process's RSS really drops.

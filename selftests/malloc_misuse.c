@@ -207,6 +207,41 @@ TEST(double_free_large)
 	expect_abort(_metadata, do_double_free, p, "free", (uintptr_t)p);
 }
 
+/*
+ * b is freed after a, right behind it: on mmap its pages merge into a's
+ * free run and b's page maps to nothing; a second free is still caught.
+ */
+TEST(double_free_large_merged)
+{
+	char *big, *a, *b;
+
+	span_trim();
+	big = span_malloc(4 << 20);
+	ASSERT_NE(NULL, big);
+	span_free(big);
+	a = span_malloc(1 << 20);
+	b = span_malloc(1 << 20);
+	ASSERT_NE(NULL, a);
+	ASSERT_NE(NULL, b);
+	span_free(a);
+	expect_abort(_metadata, do_double_free, b, "free", (uintptr_t)b);
+}
+
+/* A freed large block's memory carved for another: its old pointer is bad. */
+TEST(free_large_after_carve)
+{
+	char *big, *a;
+
+	span_trim();
+	big = span_malloc(4 << 20);
+	ASSERT_NE(NULL, big);
+	span_free(big);
+	a = span_malloc(1 << 20);
+	ASSERT_NE(NULL, a);
+	expect_abort(_metadata, do_free, big + (2 << 20), "free",
+		     (uintptr_t)big + (2 << 20));
+}
+
 TEST(realloc_invalid)
 {
 	char *p = span_malloc(64);

@@ -173,8 +173,75 @@ TEST(pagemap_live_objects)
 	EXPECT_EQ((uintptr_t)large, s->user);
 	EXPECT_EQ(SPAN_STATE_LARGE, s->state);
 	span_free(large);
-	EXPECT_EQ(NULL, span_pagemap_get((uintptr_t)large));
+	/* Freed: nothing, or a free run of the page heap starting there. */
+	s = span_pagemap_get((uintptr_t)large);
+	if (s) {
+		EXPECT_EQ(SPAN_STATE_CACHED, s->state);
+		EXPECT_EQ((uintptr_t)large, s->base);
+		EXPECT_EQ(0, s->user);
+	}
 	span_free(small);
+}
+
+/*
+ * The large page heap: a freed span is one free run mapped at its first
+ * and last pages; on mmap a smaller request takes the run's front and the
+ * rest stays a run, and freeing it merges them back into one.
+ */
+TEST(pageheap_runs)
+{
+	bool split = !strcmp(span_backend(), "mmap");
+	struct span_stats st;
+	struct span *r, *s;
+	char *big, *a;
+
+	init();
+	span_trim();
+	big = span_malloc(4 << 20);
+	ASSERT_NE(NULL, big);
+	span_free(big);
+	span_stats(&st);
+	EXPECT_EQ(1, st.large_cached);
+	EXPECT_EQ(4 << 20, st.large_cached_bytes);
+	r = span_pagemap_get((uintptr_t)big);
+	ASSERT_NE(NULL, r);
+	EXPECT_EQ(SPAN_STATE_CACHED, r->state);
+	EXPECT_EQ(r, span_pagemap_get((uintptr_t)big + (4 << 20) - 1));
+	EXPECT_EQ(NULL, span_pagemap_get((uintptr_t)big + (1 << 20)));
+
+	a = span_malloc(1 << 20);
+	ASSERT_NE(NULL, a);
+	span_stats(&st);
+	if (split) {
+		EXPECT_EQ(big, a);
+		EXPECT_EQ(1, st.large_cached);
+		EXPECT_EQ(3 << 20, st.large_cached_bytes);
+		r = span_pagemap_get((uintptr_t)big + (1 << 20));
+		ASSERT_NE(NULL, r);
+		EXPECT_EQ(SPAN_STATE_CACHED, r->state);
+		EXPECT_EQ((uintptr_t)big + (1 << 20), r->base);
+	} else {
+		/* A kernel span is never split: 4 MiB is too big for 1. */
+		EXPECT_EQ(4 << 20, st.large_cached_bytes);
+	}
+	s = span_pagemap_get((uintptr_t)a);
+	ASSERT_NE(NULL, s);
+	EXPECT_EQ(SPAN_STATE_LARGE, s->state);
+	span_free(a);
+	span_stats(&st);
+	if (split) {
+		EXPECT_EQ(1, st.large_cached);		/* merged */
+		EXPECT_EQ(4 << 20, st.large_cached_bytes);
+		r = span_pagemap_get((uintptr_t)big);
+		ASSERT_NE(NULL, r);
+		EXPECT_EQ((uintptr_t)big, r->base);
+		EXPECT_EQ(1024, r->pages);
+		EXPECT_EQ(NULL, span_pagemap_get((uintptr_t)big + (1 << 20)));
+	}
+	span_trim();
+	span_stats(&st);
+	EXPECT_EQ(0, st.large_cached);
+	EXPECT_EQ(NULL, span_pagemap_get((uintptr_t)big));
 }
 
 /* Bins: LIFO, counted, bounded by max, refilled by a batch. */
