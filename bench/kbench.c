@@ -7,9 +7,10 @@
  *     spans of 2 MiB from SPAN_ALLOC_BATCH, with a cold pool (fresh frames
  *     from the buddy allocator) and a warm pool (frames zeroed ahead),
  *     against mmap(MAP_ANONYMOUS) + touch and MAP_POPULATE + touch;
- *   - a SPAN_ALLOC/SPAN_FREE round trip of one page, and the INFO ioctl,
- *     against a null system call (getppid), and, for scale, the kernel's
- *     own way to get and drop a page: mmap + touch + munmap.
+ *   - a SPAN_ALLOC/SPAN_FREE round trip of one page (and each half alone,
+ *     from many spans made then many freed), and the INFO ioctl, against
+ *     a null system call (getppid), and, for scale, the kernel's own way
+ *     to get and drop a page: mmap + touch + munmap.
  * Prints a Markdown table; each figure is the median of ROUNDS runs.
  */
 #define _GNU_SOURCE
@@ -149,14 +150,14 @@ static double anon_get(int flags)
 	return t;
 }
 
-static double per_op(void (*op)(int), int fd)
+static double per_op(void (*op)(int), int fd, int times)
 {
 	double t = now();
 	int i;
 
-	for (i = 0; i < TRIPS; i++)
+	for (i = 0; i < times; i++)
 		op(fd);
-	return (now() - t) / TRIPS;
+	return (now() - t) / times;
 }
 
 static void op_null(int fd)
@@ -185,6 +186,49 @@ static void op_anon_round_trip(int fd)
 	munmap(p, page);
 }
 
+/* One-page spans made one call each, then freed one call each. */
+static uint64_t one_page[TRIPS];
+
+static void alloc_then_free(int fd, double *t_alloc, double *t_free)
+{
+	struct spanalloc_span_alloc a = { .pages = 1 };
+	struct spanalloc_span_free f = { 0 };
+	double t = now();
+	int i;
+
+	for (i = 0; i < TRIPS; i++) {
+		if (ioctl(fd, SPANALLOC_IOC_SPAN_ALLOC, &a))
+			exit(1);
+		one_page[i] = a.addr;
+		a.addr = 0;
+	}
+	*t_alloc = (now() - t) / TRIPS;
+	t = now();
+	for (i = 0; i < TRIPS; i++) {
+		f.addr = one_page[i];
+		if (ioctl(fd, SPANALLOC_IOC_SPAN_FREE, &f))
+			exit(1);
+	}
+	*t_free = (now() - t) / TRIPS;
+}
+
+/* The library's way: SPAN_ALLOC_BATCH / SPAN_FREE_BATCH of 512 spans. */
+static void op_batch_round_trip(int fd)
+{
+	struct spanalloc_span_alloc_batch a = {
+		.pages = 1, .addrs = (uintptr_t)one_page,
+		.count = SPANALLOC_BATCH_MAX,
+	};
+	struct spanalloc_span_free_batch f = {
+		.addrs = (uintptr_t)one_page, .count = SPANALLOC_BATCH_MAX,
+	};
+
+	if (ioctl(fd, SPANALLOC_IOC_SPAN_ALLOC_BATCH, &a) ||
+	    a.count != SPANALLOC_BATCH_MAX ||
+	    ioctl(fd, SPANALLOC_IOC_SPAN_FREE_BATCH, &f))
+		exit(1);
+}
+
 static void op_round_trip(int fd)
 {
 	struct spanalloc_span_alloc a = { .pages = 1 };
@@ -201,6 +245,7 @@ int main(void)
 {
 	double cold[ROUNDS], warm[ROUNDS], anon[ROUNDS], pop[ROUNDS];
 	double tnull[ROUNDS], tinfo[ROUNDS], ttrip[ROUNDS], tanon[ROUNDS];
+	double talloc[ROUNDS], tfree[ROUNDS], tbatch[ROUNDS];
 	static uint64_t addrs[NSPANS];
 	char uname_r[128] = "?";
 	FILE *f;
@@ -236,10 +281,13 @@ int main(void)
 		spans_put(fd, addrs);
 		anon[r] = anon_get(0);
 		pop[r] = anon_get(MAP_POPULATE);
-		tnull[r] = per_op(op_null, fd);
-		tinfo[r] = per_op(op_info, fd);
-		ttrip[r] = per_op(op_round_trip, fd);
-		tanon[r] = per_op(op_anon_round_trip, fd);
+		tnull[r] = per_op(op_null, fd, TRIPS);
+		tinfo[r] = per_op(op_info, fd, TRIPS);
+		ttrip[r] = per_op(op_round_trip, fd, TRIPS);
+		tanon[r] = per_op(op_anon_round_trip, fd, TRIPS);
+		alloc_then_free(fd, &talloc[r], &tfree[r]);
+		tbatch[r] = per_op(op_batch_round_trip, fd, TRIPS / SPANALLOC_BATCH_MAX) /
+			   SPANALLOC_BATCH_MAX;
 	}
 
 	printf("kbench on %s, median of %d rounds\n\n", uname_r, ROUNDS);
@@ -262,6 +310,15 @@ int main(void)
 	printf("| SPAN_ALLOC + SPAN_FREE, 1 page | %.0f | %.2fx |\n",
 	       median(ttrip, ROUNDS) * 1e9,
 	       median(ttrip, ROUNDS) / median(tnull, ROUNDS));
+	printf("| of which SPAN_ALLOC, 1 page (%d in a row) | %.0f | %.2fx |\n",
+	       TRIPS, median(talloc, ROUNDS) * 1e9,
+	       median(talloc, ROUNDS) / median(tnull, ROUNDS));
+	printf("| of which SPAN_FREE, 1 page (%d in a row) | %.0f | %.2fx |\n",
+	       TRIPS, median(tfree, ROUNDS) * 1e9,
+	       median(tfree, ROUNDS) / median(tnull, ROUNDS));
+	printf("| SPAN_ALLOC_BATCH + SPAN_FREE_BATCH of %d, per span | %.0f | %.2fx |\n",
+	       SPANALLOC_BATCH_MAX, median(tbatch, ROUNDS) * 1e9,
+	       median(tbatch, ROUNDS) / median(tnull, ROUNDS));
 	printf("| mmap + touch + munmap, 1 page (for scale) | %.0f | %.2fx |\n",
 	       median(tanon, ROUNDS) * 1e9,
 	       median(tanon, ROUNDS) / median(tnull, ROUNDS));
