@@ -9,8 +9,8 @@
  *   span.c    span records and the SPAN_ALLOC / SPAN_FREE paths
  *   range.c   free arena space: best-fit, coalescing range allocator
  *   frames.c  the frames of one span, shared with its fork() copies
- *   pool.c    frame pools per memory cgroup: buddy chunks, zeroing ahead,
- *             the shrinker
+ *   pool.c    frame pools per memory cgroup: buddy chunks, per-CPU
+ *             caches, zeroing ahead, the shrinker
  *   view.c    the read-only span view mapped to the process
  *   stats.c   global counters, sysfs, debugfs, HEAP_STATS
  *
@@ -106,6 +106,7 @@ int spanalloc_pool_take(struct spanalloc_pool *pool, struct page **pages,
 			unsigned long nr, unsigned long *done);
 void spanalloc_pool_give(struct spanalloc_pool *pool, struct page **pages,
 			 unsigned long nr);
+unsigned long spanalloc_pool_pcp_frames(void);
 
 /* ---- frames.c: the frames of one span ---- */
 
@@ -147,8 +148,10 @@ void spanalloc_frames_put(struct spanalloc_frames *frames);
  * @frames_alloced:	frames ever taken from the buddy allocator.
  * @frames_freed:	frames ever given back to it (or left to a fork()
  *			relative's page table).
- * @pool_frames:	frames waiting in pools, clean or dirty.
- * @pool_clean:		pooled frames already zeroed.
+ * @pool_frames:	frames waiting in pools, clean or dirty, those in
+ *			the pools' per-CPU caches included.
+ * @pool_clean:		pooled frames already zeroed (per-CPU cached ones
+ *			included: they are all clean).
  * @zeroed_ahead:	frames zeroed by the pools' background worker.
  * @zeroed_sync:	pooled frames zeroed on the allocation path.
  * @shrinker_freed:	pooled frames given back by the shrinker.

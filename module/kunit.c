@@ -6,6 +6,7 @@
  * KTAP results. The code under test is compiled into this module as is.
  */
 #include <kunit/test.h>
+#include <linux/preempt.h>
 #include <linux/random.h>
 
 #include "range.c"
@@ -136,6 +137,54 @@ static void range_random_against_model(struct kunit *test)
 	spanalloc_range_destroy(&tree);
 }
 
+/* Every frame in @pool: shared lists, being zeroed, per-CPU caches. */
+static unsigned long pool_frames_of(struct spanalloc_pool *pool)
+{
+	unsigned long n;
+
+	spin_lock(&pool->lock);
+	n = pool_total_locked(pool);
+	spin_unlock(&pool->lock);
+	return n;
+}
+
+/* A counter of spanalloc_stats, as the unsigned count it is. */
+static unsigned long stat_read(atomic_long_t *counter)
+{
+	return atomic_long_read(counter);
+}
+
+static bool page_is_zero(struct page *page)
+{
+	void *va = kmap_local_page(page);
+	bool zero = !memchr_inv(va, 0, PAGE_SIZE);
+
+	kunmap_local(va);
+	return zero;
+}
+
+/*
+ * Put @n clean frames on @pool's shared clean list: taken from the buddy
+ * allocator (the pool is new and empty), dirtied, given back, zeroed.
+ */
+static void pool_prime(struct kunit *test, struct spanalloc_pool *pool,
+		       unsigned long n)
+{
+	struct page **pages = kunit_kcalloc(test, n, sizeof(*pages),
+					    GFP_KERNEL);
+	unsigned long done, i;
+
+	KUNIT_ASSERT_NOT_NULL(test, pages);
+	KUNIT_ASSERT_EQ(test, 0UL, pool_frames_of(pool));
+	KUNIT_ASSERT_EQ(test, 0, spanalloc_pool_take(pool, pages, n, &done));
+	for (i = 0; i < n; i++)
+		memset_page(pages[i], 0, 0x5a, PAGE_SIZE);
+	spanalloc_pool_give(pool, pages, n);
+	flush_delayed_work(&pool->zero_work);
+	KUNIT_ASSERT_EQ(test, n, pool->nr_clean);
+	KUNIT_ASSERT_EQ(test, 0UL, pool_pcp_count(pool));
+}
+
 static void pool_hands_out_zeroed_frames(struct kunit *test)
 {
 	struct spanalloc_pool *pool = spanalloc_pool_get();
@@ -154,12 +203,12 @@ static void pool_hands_out_zeroed_frames(struct kunit *test)
 		kunmap_local(va);
 	}
 	spanalloc_pool_give(pool, pages, 16);
-	KUNIT_EXPECT_EQ(test, 16UL, pool->nr_clean + pool->nr_dirty);
+	KUNIT_EXPECT_EQ(test, 16UL, pool_frames_of(pool));
 	/* The worker zeroes them all; taken again, they are clean. */
 	flush_delayed_work(&pool->zero_work);
 	KUNIT_EXPECT_EQ(test, 16UL, pool->nr_clean);
 	KUNIT_ASSERT_EQ(test, 0, spanalloc_pool_take(pool, pages, 16, &done));
-	KUNIT_EXPECT_EQ(test, 0UL, pool->nr_clean + pool->nr_dirty);
+	KUNIT_EXPECT_EQ(test, 0UL, pool_frames_of(pool));
 	for (i = 0; i < 16; i++) {
 		va = kmap_local_page(pages[i]);
 		KUNIT_EXPECT_TRUE(test, !memchr_inv(va, 0, PAGE_SIZE));
@@ -180,7 +229,7 @@ static void pool_keeps_no_shared_frame(struct kunit *test)
 	/* Someone else (a page table, a pin) still holds frame 2. */
 	get_page(pages[2]);
 	spanalloc_pool_give(pool, pages, 4);
-	KUNIT_EXPECT_EQ(test, 3UL, pool->nr_clean + pool->nr_dirty);
+	KUNIT_EXPECT_EQ(test, 3UL, pool_frames_of(pool));
 	KUNIT_EXPECT_EQ(test, 1, page_count(pages[2]));
 	put_page(pages[2]);
 	spanalloc_pool_put(pool);
@@ -196,8 +245,228 @@ static void pool_respects_watermark(struct kunit *test)
 	spanalloc_pool_max_frames = 8;
 	KUNIT_ASSERT_EQ(test, 0, spanalloc_pool_take(pool, pages, 32, &done));
 	spanalloc_pool_give(pool, pages, 32);
-	KUNIT_EXPECT_EQ(test, 8UL, pool->nr_clean + pool->nr_dirty);
+	KUNIT_EXPECT_EQ(test, 8UL, pool_frames_of(pool));
 	spanalloc_pool_max_frames = old;
+	spanalloc_pool_put(pool);
+}
+
+/*
+ * Small takes come from this CPU's cache: one refill of SPANALLOC_PCP_BATCH
+ * from the shared clean list, then none until the cache is empty.
+ */
+static void pool_pcp_serves_small_takes(struct kunit *test)
+{
+	const unsigned long b = SPANALLOC_PCP_BATCH;
+	struct spanalloc_pool *pool = spanalloc_pool_get();
+	unsigned long done, i, alloced, pooled;
+	struct spanalloc_pcp *pcp;
+	struct page **pages;
+
+	KUNIT_ASSERT_NOT_NULL(test, pool);
+	pages = kunit_kcalloc(test, b, sizeof(*pages), GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, pages);
+	pool_prime(test, pool, 2 * b);
+	alloced = stat_read(&spanalloc_stats.frames_alloced);
+	pooled = stat_read(&spanalloc_stats.pool_frames);
+
+	migrate_disable();
+	pcp = raw_cpu_ptr(pool->pcp);
+	KUNIT_EXPECT_EQ(test, 0, spanalloc_pool_take(pool, pages, 1, &done));
+	KUNIT_EXPECT_EQ(test, b, pool->nr_clean);
+	KUNIT_EXPECT_EQ(test, b - 1, pcp->nr);
+	/* The rest of the batch, four frames at a time: no refill. */
+	for (i = 1; i + 4 <= b; i += 4) {
+		KUNIT_EXPECT_EQ(test, 0, spanalloc_pool_take(pool, pages + i,
+							     4, &done));
+		KUNIT_EXPECT_EQ(test, 4UL, done);
+	}
+	KUNIT_EXPECT_EQ(test, 0, spanalloc_pool_take(pool, pages + i, b - i,
+						     &done));
+	KUNIT_EXPECT_EQ(test, b, pool->nr_clean);
+	KUNIT_EXPECT_EQ(test, 0UL, pcp->nr);
+	KUNIT_EXPECT_EQ(test, alloced,
+			stat_read(&spanalloc_stats.frames_alloced));
+	KUNIT_EXPECT_EQ(test, pooled - b,
+			stat_read(&spanalloc_stats.pool_frames));
+	for (i = 0; i < b; i++) {
+		KUNIT_EXPECT_EQ(test, 1, page_count(pages[i]));
+		KUNIT_EXPECT_TRUE(test, page_is_zero(pages[i]));
+	}
+	/* Freed frames are dirty: they go to the shared list, not the cache. */
+	spanalloc_pool_give(pool, pages, b);
+	KUNIT_EXPECT_EQ(test, 0UL, pcp->nr);
+	migrate_enable();
+
+	KUNIT_EXPECT_EQ(test, 2 * b, pool_frames_of(pool));
+	KUNIT_EXPECT_EQ(test, pooled,
+			stat_read(&spanalloc_stats.pool_frames));
+	spanalloc_pool_put(pool);
+}
+
+/* A large take uses the shared list, then this CPU's cache, then the buddy. */
+static void pool_large_take_uses_cache_before_buddy(struct kunit *test)
+{
+	const unsigned long b = SPANALLOC_PCP_BATCH;
+	struct spanalloc_pool *pool = spanalloc_pool_get();
+	struct spanalloc_pcp *pcp;
+	unsigned long done, alloced;
+	struct page **pages;
+
+	KUNIT_ASSERT_NOT_NULL(test, pool);
+	pages = kunit_kcalloc(test, 2 * b, sizeof(*pages), GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, pages);
+	pool_prime(test, pool, 2 * b);
+	alloced = stat_read(&spanalloc_stats.frames_alloced);
+
+	migrate_disable();
+	pcp = raw_cpu_ptr(pool->pcp);
+	KUNIT_ASSERT_EQ(test, 0, spanalloc_pool_take(pool, pages, 1, &done));
+	KUNIT_ASSERT_EQ(test, b - 1, pcp->nr);
+	KUNIT_EXPECT_EQ(test, 0, spanalloc_pool_take(pool, pages + 1, b + 8,
+						     &done));
+	KUNIT_EXPECT_EQ(test, 0UL, pool->nr_clean);
+	KUNIT_EXPECT_EQ(test, b - 9, pcp->nr);
+	migrate_enable();
+	KUNIT_EXPECT_EQ(test, alloced,
+			stat_read(&spanalloc_stats.frames_alloced));
+	spanalloc_pool_give(pool, pages, b + 9);
+	spanalloc_pool_put(pool);
+}
+
+/* Draining a pool, and destroying it, empties every per-CPU cache. */
+static void pool_drain_empties_pcp(struct kunit *test)
+{
+	const unsigned long b = SPANALLOC_PCP_BATCH;
+	unsigned long pooled = stat_read(&spanalloc_stats.pool_frames);
+	unsigned long clean = stat_read(&spanalloc_stats.pool_clean);
+	struct spanalloc_pool *pool = spanalloc_pool_get();
+	unsigned long done, freed;
+	struct page *page;
+
+	KUNIT_ASSERT_NOT_NULL(test, pool);
+	pool_prime(test, pool, 2 * b);
+	KUNIT_ASSERT_EQ(test, 0, spanalloc_pool_take(pool, &page, 1, &done));
+	KUNIT_ASSERT_EQ(test, b - 1, pool_pcp_count(pool));
+	spanalloc_pool_give(pool, &page, 1);
+	flush_delayed_work(&pool->zero_work);
+	KUNIT_EXPECT_EQ(test, 2 * b, pool_frames_of(pool));
+	KUNIT_EXPECT_EQ(test, pooled + 2 * b,
+			stat_read(&spanalloc_stats.pool_frames));
+
+	freed = stat_read(&spanalloc_stats.frames_freed);
+	KUNIT_EXPECT_EQ(test, 2 * b, pool_drain(pool, ULONG_MAX));
+	KUNIT_EXPECT_EQ(test, 0UL, pool_pcp_count(pool));
+	KUNIT_EXPECT_EQ(test, 0UL, pool_frames_of(pool));
+	KUNIT_EXPECT_EQ(test, freed + 2 * b,
+			stat_read(&spanalloc_stats.frames_freed));
+	KUNIT_EXPECT_EQ(test, pooled,
+			stat_read(&spanalloc_stats.pool_frames));
+	KUNIT_EXPECT_EQ(test, clean,
+			stat_read(&spanalloc_stats.pool_clean));
+
+	/* The last reference gives back the cached frames too. */
+	pool_prime(test, pool, 2 * b);
+	KUNIT_ASSERT_EQ(test, 0, spanalloc_pool_take(pool, &page, 1, &done));
+	KUNIT_ASSERT_EQ(test, b - 1, pool_pcp_count(pool));
+	spanalloc_pool_give(pool, &page, 1);
+	spanalloc_pool_put(pool);
+	KUNIT_EXPECT_EQ(test, pooled,
+			stat_read(&spanalloc_stats.pool_frames));
+	KUNIT_EXPECT_EQ(test, clean,
+			stat_read(&spanalloc_stats.pool_clean));
+}
+
+/* The shrinker counts and frees cached frames, after the shared ones. */
+static void pool_shrinker_includes_pcp(struct kunit *test)
+{
+	const unsigned long b = SPANALLOC_PCP_BATCH;
+	unsigned long pooled = stat_read(&spanalloc_stats.pool_frames);
+	struct spanalloc_pool *pool = spanalloc_pool_get();
+	struct shrink_control sc = { .gfp_mask = GFP_KERNEL };
+	struct page *page;
+	unsigned long done;
+
+	KUNIT_ASSERT_NOT_NULL(test, pool);
+	pool_prime(test, pool, 2 * b);
+	KUNIT_ASSERT_EQ(test, 0, spanalloc_pool_take(pool, &page, 1, &done));
+	spanalloc_pool_give(pool, &page, 1);
+	flush_delayed_work(&pool->zero_work);
+	KUNIT_ASSERT_EQ(test, b + 1, pool->nr_clean);
+	KUNIT_ASSERT_EQ(test, b - 1, pool_pcp_count(pool));
+
+	KUNIT_EXPECT_EQ(test, pooled + 2 * b,
+			spanalloc_shrink_count(NULL, &sc));
+	/* Ten more than the shared list holds: ten come from the caches. */
+	sc.nr_to_scan = b + 11;
+	KUNIT_EXPECT_EQ(test, b + 11, spanalloc_shrink_scan(NULL, &sc));
+	KUNIT_EXPECT_EQ(test, 0UL, pool->nr_clean);
+	KUNIT_EXPECT_EQ(test, b - 11, pool_pcp_count(pool));
+	sc.nr_to_scan = b;
+	KUNIT_EXPECT_EQ(test, b - 11, spanalloc_shrink_scan(NULL, &sc));
+	KUNIT_EXPECT_EQ(test, 0UL, pool_frames_of(pool));
+	KUNIT_EXPECT_EQ(test, pooled,
+			stat_read(&spanalloc_stats.pool_frames));
+	spanalloc_pool_put(pool);
+}
+
+/* Cached frames count against pool_max_frames; a give trims them too. */
+static void pool_watermark_counts_pcp(struct kunit *test)
+{
+	const unsigned long b = SPANALLOC_PCP_BATCH;
+	unsigned long old = spanalloc_pool_max_frames, done, got = 0;
+	struct spanalloc_pool *pool = spanalloc_pool_get();
+	struct page *page, *fresh[4];
+
+	KUNIT_ASSERT_NOT_NULL(test, pool);
+	pool_prime(test, pool, 2 * b);
+	KUNIT_ASSERT_EQ(test, 0, spanalloc_pool_take(pool, &page, 1, &done));
+	KUNIT_ASSERT_EQ(test, b - 1, pool_pcp_count(pool));
+	KUNIT_ASSERT_EQ(test, 2 * b - 1, pool_frames_of(pool));
+
+	/* Room for one: kept, and nothing else moves. */
+	spanalloc_pool_max_frames = 2 * b;
+	spanalloc_pool_give(pool, &page, 1);
+	flush_delayed_work(&pool->zero_work);
+	KUNIT_EXPECT_EQ(test, 2 * b, pool_frames_of(pool));
+	KUNIT_EXPECT_EQ(test, b - 1, pool_pcp_count(pool));
+
+	/* The watermark falls below the shared frames: caches are trimmed. */
+	spanalloc_pool_max_frames = b / 2;
+	KUNIT_ASSERT_EQ(test, 0, pool_take_buddy(fresh, 4, &got));
+	spanalloc_pool_give(pool, fresh, 4);
+	KUNIT_EXPECT_EQ(test, b / 2, pool_frames_of(pool));
+	KUNIT_EXPECT_EQ(test, b / 2, pool_pcp_count(pool));
+	KUNIT_EXPECT_EQ(test, 0UL, pool->nr_clean + pool->nr_dirty);
+	spanalloc_pool_max_frames = old;
+	spanalloc_pool_put(pool);
+}
+
+/* A dead CPU's cache moves to the shared clean list, every frame kept. */
+static void pool_cpu_dead_moves_cache(struct kunit *test)
+{
+	const unsigned long b = SPANALLOC_PCP_BATCH;
+	unsigned long pooled = stat_read(&spanalloc_stats.pool_frames);
+	struct spanalloc_pool *pool = spanalloc_pool_get();
+	unsigned long done;
+	struct page *page;
+	int cpu;
+
+	KUNIT_ASSERT_NOT_NULL(test, pool);
+	pool_prime(test, pool, 2 * b);
+	migrate_disable();
+	cpu = smp_processor_id();
+	KUNIT_ASSERT_EQ(test, 0, spanalloc_pool_take(pool, &page, 1, &done));
+	KUNIT_EXPECT_EQ(test, b - 1, per_cpu_ptr(pool->pcp, cpu)->nr);
+	migrate_enable();
+	spanalloc_pool_give(pool, &page, 1);
+	flush_delayed_work(&pool->zero_work);
+
+	/* As the hotplug core calls it once @cpu is offline. */
+	KUNIT_EXPECT_EQ(test, 0, pool_cpu_dead(cpu));
+	KUNIT_EXPECT_EQ(test, 0UL, per_cpu_ptr(pool->pcp, cpu)->nr);
+	KUNIT_EXPECT_EQ(test, 2 * b, pool->nr_clean);
+	KUNIT_EXPECT_EQ(test, pooled + 2 * b,
+			stat_read(&spanalloc_stats.pool_frames));
 	spanalloc_pool_put(pool);
 }
 
@@ -219,6 +488,12 @@ static struct kunit_case spanalloc_pool_cases[] = {
 	KUNIT_CASE(pool_hands_out_zeroed_frames),
 	KUNIT_CASE(pool_keeps_no_shared_frame),
 	KUNIT_CASE(pool_respects_watermark),
+	KUNIT_CASE(pool_pcp_serves_small_takes),
+	KUNIT_CASE(pool_large_take_uses_cache_before_buddy),
+	KUNIT_CASE(pool_drain_empties_pcp),
+	KUNIT_CASE(pool_shrinker_includes_pcp),
+	KUNIT_CASE(pool_watermark_counts_pcp),
+	KUNIT_CASE(pool_cpu_dead_moves_cache),
 	{}
 };
 

@@ -27,15 +27,44 @@
  * buddy allocator at once, and a shrinker gives pooled frames back under
  * memory pressure.
  *
- * The pool lock is taken once per batch of up to SPANALLOC_POOL_BATCH frames,
- * never per frame, so there is no per-CPU cache in front of it.
+ * Per-CPU caches. In front of each pool's shared lists, every CPU keeps a
+ * small cache of *clean* frames (struct spanalloc_pcp), so that a span of a
+ * few pages takes its frames without the shared lock: a request of up to
+ * SPANALLOC_PCP_BATCH frames is served from the local cache, which is refilled
+ * from the shared clean list SPANALLOC_PCP_BATCH frames at a time (one hold of
+ * the pool lock serves 32 one-page spans, 4 spans of 8 pages). A cache holds
+ * at most SPANALLOC_PCP_HIGH frames (2 batches): 256 KiB per CPU, little
+ * enough to strand nothing that matters, and counted in the pool's total, so
+ * that pool_max_frames bounds a pool's memory whatever the number of CPUs.
+ * Larger requests go to the shared lists directly, then to the local cache.
  *
- * Lock order: pools_lock (mutex) -> spanalloc_pool.lock (spinlock).
+ * Freed frames do not go to the per-CPU caches: they are dirty, and must be
+ * zeroed before anyone sees them. They go to the shared dirty list in one
+ * hold of the lock per SPANALLOC_POOL_BATCH frames, where the worker (which
+ * runs on any CPU) zeroes them into the shared clean list. A per-CPU dirty
+ * list would hide frames from the worker or move zeroing back onto the
+ * allocation path. So the caches only ever hold clean frames, and a frame
+ * reaches one only through a refill.
+ *
+ * Each cache has its own spinlock, uncontended but for the rare drain from
+ * another CPU: the shrinker, the pool_max_frames trim, pool destruction and
+ * a buddy allocation failure (frames idle on other CPUs are used before
+ * -ENOMEM) walk every possible CPU's cache, and the CPU hotplug "dead"
+ * callback moves a dead CPU's cache to the shared clean list. Nothing runs in
+ * interrupt context, so no lock disables interrupts.
+ *
+ * Counting: pool_frames and pool_clean include the cached frames; a pool's
+ * total (for its watermark) is its shared counts plus the sum of its caches.
+ *
+ * Lock order: pools_lock (mutex) -> spanalloc_pcp.lock (spinlock) ->
+ * spanalloc_pool.lock (spinlock).
  */
+#include <linux/cpuhotplug.h>
 #include <linux/gfp.h>
 #include <linux/highmem.h>
 #include <linux/memcontrol.h>
 #include <linux/mm.h>
+#include <linux/percpu.h>
 #include <linux/sched/mm.h>
 #include <linux/sched/signal.h>
 #include <linux/shrinker.h>
@@ -56,8 +85,30 @@
 /* Frames moved per hold of the pool lock. */
 #define SPANALLOC_POOL_BATCH	64
 
+/*
+ * Per-CPU caches: requests of up to SPANALLOC_PCP_BATCH frames are served
+ * from them, refilled that many at a time; a cache holds at most
+ * SPANALLOC_PCP_HIGH (two refills' worth, so that a refill always fits).
+ */
+#define SPANALLOC_PCP_BATCH	32UL
+#define SPANALLOC_PCP_HIGH	(2 * SPANALLOC_PCP_BATCH)
+
 /* How long fewer than a batch of dirty frames wait for the zeroing worker. */
 #define SPANALLOC_ZERO_DELAY_MS	10
+
+/**
+ * struct spanalloc_pcp - one CPU's cache of clean frames of one pool
+ * @lock:	protects @frames and @nr; taken by the owning CPU, and by
+ *		others only to drain the cache.
+ * @frames:	zeroed frames, linked through page->lru.
+ * @nr:		length of @frames, at most SPANALLOC_PCP_HIGH; read without
+ *		the lock to sum a pool's caches.
+ */
+struct spanalloc_pcp {
+	spinlock_t lock;		/* protects @frames and @nr */
+	struct list_head frames;
+	unsigned long nr;
+};
 
 /**
  * struct spanalloc_pool - free frames of one memory cgroup
@@ -65,11 +116,12 @@
  * @node:	entry in spanalloc_pools, under pools_lock.
  * @memcg:	the cgroup its frames are charged to (a css reference), or
  *		NULL without memory cgroups.
+ * @pcp:	the per-CPU caches of clean frames in front of the lists.
  * @lock:	protects the lists and counts below.
  * @clean:	zeroed frames, linked through page->lru.
  * @dirty:	frames waiting to be zeroed.
  * @nr_clean:	length of @clean.
- * @nr_dirty:	length of @dirty.
+ * @nr_dirty:	length of @dirty, plus the frames the worker is zeroing.
  * @zero_work:	the worker zeroing @dirty: at once for a batch's worth,
  *		after SPANALLOC_ZERO_DELAY_MS for less, so that a span freed
  *		and made again at once costs no wake-up.
@@ -78,6 +130,7 @@ struct spanalloc_pool {
 	struct kref kref;
 	struct list_head node;
 	struct mem_cgroup *memcg;
+	struct spanalloc_pcp __percpu *pcp;
 
 	spinlock_t lock;		/* protects the lists and counts */
 	struct list_head clean;
@@ -136,7 +189,7 @@ static void pool_zero_work(struct work_struct *work)
 
 /*
  * Move up to @nr frames from @list into @pages. Returns how many. Caller
- * holds pool->lock.
+ * holds the list's lock.
  */
 static unsigned long pool_take_list(struct list_head *list, struct page **pages,
 				    unsigned long nr)
@@ -150,6 +203,165 @@ static unsigned long pool_take_list(struct list_head *list, struct page **pages,
 		pages[n++] = page;
 	}
 	return n;
+}
+
+/* Move up to @nr frames from @from to @to. Returns how many. */
+static unsigned long pool_move_list(struct list_head *from,
+				    struct list_head *to, unsigned long nr)
+{
+	unsigned long n = 0;
+
+	while (n < nr && !list_empty(from)) {
+		list_move(from->next, to);
+		n++;
+	}
+	return n;
+}
+
+/*
+ * Frames in @pool's per-CPU caches, offline CPUs' included. Exact under
+ * pool->lock, where no frame is between a cache and the shared lists;
+ * without it, a sum that may be stale by frames being taken.
+ */
+static unsigned long pool_pcp_count(struct spanalloc_pool *pool)
+{
+	unsigned long sum = 0;
+	int cpu;
+
+	for_each_possible_cpu(cpu)
+		sum += READ_ONCE(per_cpu_ptr(pool->pcp, cpu)->nr);
+	return sum;
+}
+
+/* Every frame of @pool: shared lists, being zeroed, per-CPU caches. */
+static unsigned long pool_total_locked(struct spanalloc_pool *pool)
+{
+	lockdep_assert_held(&pool->lock);
+	return pool->nr_clean + pool->nr_dirty + pool_pcp_count(pool);
+}
+
+/*
+ * Fill @pages[*done..nr) from this CPU's cache of @pool; with @refill, first
+ * top the cache up from the shared clean list if it has too few.
+ */
+static void pool_pcp_take(struct spanalloc_pool *pool, struct page **pages,
+			  unsigned long nr, unsigned long *done, bool refill)
+{
+	struct spanalloc_pcp *pcp;
+	unsigned long n;
+
+	if (*done >= nr)
+		return;
+	/*
+	 * If preemption moves us to another CPU before the lock is held, we
+	 * use the first CPU's cache under its lock: still correct.
+	 */
+	pcp = raw_cpu_ptr(pool->pcp);
+	spin_lock(&pcp->lock);
+	if (refill && pcp->nr < nr - *done) {
+		spin_lock(&pool->lock);
+		n = pool_move_list(&pool->clean, &pcp->frames,
+				   min(SPANALLOC_PCP_BATCH,
+				       SPANALLOC_PCP_HIGH - pcp->nr));
+		pool->nr_clean -= n;
+		WRITE_ONCE(pcp->nr, pcp->nr + n);
+		spin_unlock(&pool->lock);
+	}
+	n = pool_take_list(&pcp->frames, pages + *done, nr - *done);
+	WRITE_ONCE(pcp->nr, pcp->nr - n);
+	spin_unlock(&pcp->lock);
+	if (n) {
+		atomic_long_sub(n, &spanalloc_stats.pool_frames);
+		atomic_long_sub(n, &spanalloc_stats.pool_clean);
+		*done += n;
+	}
+}
+
+/*
+ * Empty @cpu's cache of @pool, up to @nr frames: into the shared clean list
+ * with @to_shared (they stay pooled), else back to the buddy allocator.
+ * Returns how many frames left the cache. Any CPU may drain any cache.
+ */
+static unsigned long pool_pcp_drain_cpu(struct spanalloc_pool *pool, int cpu,
+					unsigned long nr, bool to_shared)
+{
+	struct spanalloc_pcp *pcp = per_cpu_ptr(pool->pcp, cpu);
+	struct page *page;
+	unsigned long n;
+	LIST_HEAD(list);
+
+	spin_lock(&pcp->lock);
+	n = pool_move_list(&pcp->frames, &list, nr);
+	if (n && to_shared) {
+		spin_lock(&pool->lock);
+		list_splice(&list, &pool->clean);
+		pool->nr_clean += n;
+		WRITE_ONCE(pcp->nr, pcp->nr - n);
+		spin_unlock(&pool->lock);
+	} else {
+		WRITE_ONCE(pcp->nr, pcp->nr - n);
+	}
+	spin_unlock(&pcp->lock);
+	if (!n || to_shared)
+		return n;
+	while (!list_empty(&list)) {
+		page = list_first_entry(&list, struct page, lru);
+		list_del(&page->lru);
+		put_page(page);
+	}
+	atomic_long_sub(n, &spanalloc_stats.pool_frames);
+	atomic_long_sub(n, &spanalloc_stats.pool_clean);
+	atomic_long_add(n, &spanalloc_stats.frames_freed);
+	return n;
+}
+
+/* pool_pcp_drain_cpu() on every possible CPU, up to @nr frames in all. */
+static unsigned long pool_pcp_drain(struct spanalloc_pool *pool,
+				    unsigned long nr, bool to_shared)
+{
+	unsigned long moved = 0;
+	int cpu;
+
+	for_each_possible_cpu(cpu) {
+		if (moved >= nr)
+			break;
+		moved += pool_pcp_drain_cpu(pool, cpu, nr - moved, to_shared);
+		cond_resched();
+	}
+	return moved;
+}
+
+/*
+ * Fill @pages[*done..nr) from the shared clean list, or, if @dirty is set,
+ * from the dirty list, zeroing the frames here.
+ */
+static void pool_take_shared(struct spanalloc_pool *pool, struct page **pages,
+			     unsigned long nr, unsigned long *done, bool dirty)
+{
+	unsigned long n, i;
+
+	while (*done < nr) {
+		spin_lock(&pool->lock);
+		if (dirty) {
+			n = pool_take_list(&pool->dirty, pages + *done,
+					   min(nr - *done, SPANALLOC_POOL_BATCH));
+			pool_count(pool, 0, -(long)n);
+		} else {
+			n = pool_take_list(&pool->clean, pages + *done,
+					   min(nr - *done, SPANALLOC_POOL_BATCH));
+			pool_count(pool, -(long)n, 0);
+		}
+		spin_unlock(&pool->lock);
+		if (!n)
+			break;
+		if (dirty) {
+			for (i = 0; i < n; i++)
+				clear_highpage(pages[*done + i]);
+			atomic_long_add(n, &spanalloc_stats.zeroed_sync);
+		}
+		*done += n;
+		cond_resched();
+	}
 }
 
 /* Fill @pages from the buddy allocator, zeroed, in the largest chunks. */
@@ -194,85 +406,37 @@ static int pool_take_buddy(struct page **pages, unsigned long nr,
  * @nr:		how many.
  * @done:	out: how many of @pages were filled, also on error.
  *
+ * A request of up to SPANALLOC_PCP_BATCH frames is served from this CPU's
+ * cache first. Then come the shared clean list, this CPU's cache, the shared
+ * dirty list (zeroed here), the buddy allocator, and when that fails, the
+ * frames idle in other CPUs' caches.
+ *
  * Context: process context, may sleep.
  * Return: 0, -ENOMEM or -EINTR (fatal signal).
  */
 int spanalloc_pool_take(struct spanalloc_pool *pool, struct page **pages,
 			unsigned long nr, unsigned long *done)
 {
-	unsigned long n, i;
-	bool dirty;
+	int err;
 
 	*done = 0;
-	while (*done < nr) {
-		spin_lock(&pool->lock);
-		dirty = false;
-		n = pool_take_list(&pool->clean, pages + *done,
-				   min(nr - *done, SPANALLOC_POOL_BATCH));
-		pool_count(pool, -(long)n, 0);
-		if (!n) {
-			n = pool_take_list(&pool->dirty, pages + *done,
-					   min(nr - *done, SPANALLOC_POOL_BATCH));
-			pool_count(pool, 0, -(long)n);
-			dirty = true;
-		}
-		spin_unlock(&pool->lock);
-		if (!n)
-			break;
-		if (dirty) {
-			for (i = 0; i < n; i++)
-				clear_highpage(pages[*done + i]);
-			atomic_long_add(n, &spanalloc_stats.zeroed_sync);
-		}
-		*done += n;
-		cond_resched();
+	if (nr <= SPANALLOC_PCP_BATCH)
+		pool_pcp_take(pool, pages, nr, done, true);
+	pool_take_shared(pool, pages, nr, done, false);
+	pool_pcp_take(pool, pages, nr, done, false);
+	pool_take_shared(pool, pages, nr, done, true);
+	err = pool_take_buddy(pages, nr, done);
+	if (err == -ENOMEM && pool_pcp_drain(pool, ULONG_MAX, true)) {
+		pool_take_shared(pool, pages, nr, done, false);
+		err = pool_take_buddy(pages, nr, done);
 	}
-	return pool_take_buddy(pages, nr, done);
+	return err;
 }
 
-/**
- * spanalloc_pool_give() - take back frames we hold one reference on
- * @pool:	the pool they were taken from.
- * @pages:	the frames.
- * @nr:		how many.
- *
- * Context: process context, may sleep.
+/*
+ * Give up to @nr pooled frames back to the buddy allocator: dirty first,
+ * then clean, then those in the per-CPU caches of every CPU.
  */
-void spanalloc_pool_give(struct spanalloc_pool *pool, struct page **pages,
-			 unsigned long nr)
-{
-	unsigned long i, kept = 0, room;
-	LIST_HEAD(list);
-
-	spin_lock(&pool->lock);
-	room = READ_ONCE(spanalloc_pool_max_frames);
-	room = room > pool->nr_clean + pool->nr_dirty ?
-	       room - pool->nr_clean - pool->nr_dirty : 0;
-	spin_unlock(&pool->lock);
-
-	for (i = 0; i < nr; i++) {
-		/* Only a frame nobody else maps or pins may be reused. */
-		if (kept < room && page_count(pages[i]) == 1) {
-			list_add(&pages[i]->lru, &list);
-			kept++;
-		} else {
-			put_page(pages[i]);
-			atomic_long_inc(&spanalloc_stats.frames_freed);
-		}
-	}
-	if (!kept)
-		return;
-	spin_lock(&pool->lock);
-	list_splice(&list, &pool->dirty);
-	pool_count(pool, 0, kept);
-	room = pool->nr_dirty;
-	spin_unlock(&pool->lock);
-	queue_delayed_work(system_unbound_wq, &pool->zero_work,
-			   room >= SPANALLOC_POOL_BATCH ? 0 :
-			   msecs_to_jiffies(SPANALLOC_ZERO_DELAY_MS));
-}
-
-/* Give up to @nr pooled frames (dirty first) back to the buddy allocator. */
 static unsigned long pool_drain(struct spanalloc_pool *pool, unsigned long nr)
 {
 	struct page *batch[SPANALLOC_POOL_BATCH];
@@ -293,7 +457,108 @@ static unsigned long pool_drain(struct spanalloc_pool *pool, unsigned long nr)
 		atomic_long_add(n + d, &spanalloc_stats.frames_freed);
 		freed += n + d;
 	}
+	if (freed < nr)
+		freed += pool_pcp_drain(pool, nr - freed, false);
 	return freed;
+}
+
+/**
+ * spanalloc_pool_give() - take back frames we hold one reference on
+ * @pool:	the pool they were taken from.
+ * @pages:	the frames.
+ * @nr:		how many.
+ *
+ * The frames go to the shared dirty list, up to pool_max_frames in the pool
+ * (per-CPU caches included); the others go back to the buddy allocator. A
+ * pool found above its watermark (lowered, or raced past by another free)
+ * is trimmed to it, per-CPU caches last.
+ *
+ * Context: process context, may sleep.
+ */
+void spanalloc_pool_give(struct spanalloc_pool *pool, struct page **pages,
+			 unsigned long nr)
+{
+	unsigned long i, kept = 0, max, room, total, dirty;
+	LIST_HEAD(list);
+
+	max = READ_ONCE(spanalloc_pool_max_frames);
+	spin_lock(&pool->lock);
+	total = pool_total_locked(pool);
+	spin_unlock(&pool->lock);
+	room = max > total ? max - total : 0;
+
+	for (i = 0; i < nr; i++) {
+		/* Only a frame nobody else maps or pins may be reused. */
+		if (kept < room && page_count(pages[i]) == 1) {
+			list_add(&pages[i]->lru, &list);
+			kept++;
+		} else {
+			put_page(pages[i]);
+			atomic_long_inc(&spanalloc_stats.frames_freed);
+		}
+	}
+	if (kept) {
+		spin_lock(&pool->lock);
+		list_splice(&list, &pool->dirty);
+		pool_count(pool, 0, kept);
+		total = pool_total_locked(pool);
+		dirty = pool->nr_dirty;
+		spin_unlock(&pool->lock);
+		queue_delayed_work(system_unbound_wq, &pool->zero_work,
+				   dirty >= SPANALLOC_POOL_BATCH ? 0 :
+				   msecs_to_jiffies(SPANALLOC_ZERO_DELAY_MS));
+	}
+	if (total > max)
+		pool_drain(pool, total - max);
+}
+
+/**
+ * spanalloc_pool_pcp_frames() - frames in the per-CPU caches of every pool
+ *
+ * They are counted in pool_frames and pool_clean as well.
+ *
+ * Context: process context, may sleep.
+ * Return: the sum; exact while no frame is being taken.
+ */
+unsigned long spanalloc_pool_pcp_frames(void)
+{
+	struct spanalloc_pool *pool;
+	unsigned long sum = 0;
+
+	mutex_lock(&pools_lock);
+	list_for_each_entry(pool, &spanalloc_pools, node)
+		sum += pool_pcp_count(pool);
+	mutex_unlock(&pools_lock);
+	return sum;
+}
+
+/* A new pool for @memcg, with empty per-CPU caches; NULL without memory. */
+static struct spanalloc_pool *pool_alloc(struct mem_cgroup *memcg)
+{
+	struct spanalloc_pool *pool;
+	struct spanalloc_pcp *pcp;
+	int cpu;
+
+	pool = kzalloc(sizeof(*pool), GFP_KERNEL);
+	if (!pool)
+		return NULL;
+	pool->pcp = alloc_percpu(struct spanalloc_pcp);
+	if (!pool->pcp) {
+		kfree(pool);
+		return NULL;
+	}
+	for_each_possible_cpu(cpu) {
+		pcp = per_cpu_ptr(pool->pcp, cpu);
+		spin_lock_init(&pcp->lock);
+		INIT_LIST_HEAD(&pcp->frames);
+	}
+	kref_init(&pool->kref);
+	pool->memcg = memcg;
+	spin_lock_init(&pool->lock);
+	INIT_LIST_HEAD(&pool->clean);
+	INIT_LIST_HEAD(&pool->dirty);
+	INIT_DELAYED_WORK(&pool->zero_work, pool_zero_work);
+	return pool;
 }
 
 /**
@@ -316,18 +581,11 @@ struct spanalloc_pool *spanalloc_pool_get(void)
 			return pool;
 		}
 	}
-	pool = kzalloc(sizeof(*pool), GFP_KERNEL);
-	if (pool) {
-		kref_init(&pool->kref);
-		pool->memcg = memcg;
-		spin_lock_init(&pool->lock);
-		INIT_LIST_HEAD(&pool->clean);
-		INIT_LIST_HEAD(&pool->dirty);
-		INIT_DELAYED_WORK(&pool->zero_work, pool_zero_work);
+	pool = pool_alloc(memcg);
+	if (pool)
 		list_add(&pool->node, &spanalloc_pools);
-	} else {
+	else
 		mem_cgroup_put(memcg);
-	}
 	mutex_unlock(&pools_lock);
 	return pool;
 }
@@ -343,6 +601,8 @@ static void pool_release(struct kref *kref)
 	mutex_unlock(&pools_lock);
 	cancel_delayed_work_sync(&pool->zero_work);
 	pool_drain(pool, ULONG_MAX);
+	WARN_ON_ONCE(pool->nr_clean || pool->nr_dirty || pool_pcp_count(pool));
+	free_percpu(pool->pcp);
 	mem_cgroup_put(pool->memcg);
 	kfree(pool);
 }
@@ -367,8 +627,24 @@ void spanalloc_pool_put(struct spanalloc_pool *pool)
 	kref_put_mutex(&pool->kref, pool_release, &pools_lock);
 }
 
+/*
+ * CPU hotplug: once @cpu is dead, its caches go to their pools' shared clean
+ * lists, where every CPU finds them. Runs on a control CPU.
+ */
+static int pool_cpu_dead(unsigned int cpu)
+{
+	struct spanalloc_pool *pool;
+
+	mutex_lock(&pools_lock);
+	list_for_each_entry(pool, &spanalloc_pools, node)
+		pool_pcp_drain_cpu(pool, cpu, ULONG_MAX, true);
+	mutex_unlock(&pools_lock);
+	return 0;
+}
+
 /* ---- the shrinker: pooled frames back to the system under pressure ---- */
 
+/* Pooled frames of every pool, per-CPU caches included. */
 static unsigned long spanalloc_shrink_count(struct shrinker *shrinker,
 					    struct shrink_control *sc)
 {
@@ -395,31 +671,56 @@ static unsigned long spanalloc_shrink_scan(struct shrinker *shrinker,
 	return freed ? freed : SHRINK_STOP;
 }
 
+/* The dynamic CPU hotplug state of pool_cpu_dead(). */
+static int spanalloc_cpuhp_state;
+
+static int pool_cpuhp_init(void)
+{
+	int ret;
+
+	ret = cpuhp_setup_state_nocalls(CPUHP_BP_PREPARE_DYN, "spanalloc:dead",
+					NULL, pool_cpu_dead);
+	if (ret < 0)
+		return ret;
+	spanalloc_cpuhp_state = ret;
+	return 0;
+}
+
 #ifdef SPANALLOC_HAVE_SHRINKER_ALLOC
 static struct shrinker *spanalloc_shrinker;
 
 /**
- * spanalloc_pool_init() - register the pools' shrinker
+ * spanalloc_pool_init() - register the pools' shrinker and hotplug callback
  *
- * Return: 0 or -ENOMEM.
+ * Return: 0 or a negative errno.
  */
 int spanalloc_pool_init(void)
 {
+	int err;
+
 	spanalloc_shrinker = shrinker_alloc(0, "spanalloc-pool");
 	if (!spanalloc_shrinker)
 		return -ENOMEM;
 	spanalloc_shrinker->count_objects = spanalloc_shrink_count;
 	spanalloc_shrinker->scan_objects = spanalloc_shrink_scan;
+	err = pool_cpuhp_init();
+	if (err) {
+		shrinker_free(spanalloc_shrinker);
+		return err;
+	}
 	shrinker_register(spanalloc_shrinker);
 	return 0;
 }
 
 /**
- * spanalloc_pool_exit() - unregister the shrinker; every pool is gone
+ * spanalloc_pool_exit() - unregister what spanalloc_pool_init() did
+ *
+ * Context: every pool is gone.
  */
 void spanalloc_pool_exit(void)
 {
 	shrinker_free(spanalloc_shrinker);
+	cpuhp_remove_state_nocalls(spanalloc_cpuhp_state);
 }
 #else
 static struct shrinker spanalloc_shrinker = {
@@ -430,11 +731,20 @@ static struct shrinker spanalloc_shrinker = {
 
 int spanalloc_pool_init(void)
 {
-	return register_shrinker(&spanalloc_shrinker, "spanalloc-pool");
+	int err;
+
+	err = pool_cpuhp_init();
+	if (err)
+		return err;
+	err = register_shrinker(&spanalloc_shrinker, "spanalloc-pool");
+	if (err)
+		cpuhp_remove_state_nocalls(spanalloc_cpuhp_state);
+	return err;
 }
 
 void spanalloc_pool_exit(void)
 {
 	unregister_shrinker(&spanalloc_shrinker);
+	cpuhp_remove_state_nocalls(spanalloc_cpuhp_state);
 }
 #endif

@@ -51,6 +51,14 @@ static ssize_t chunks_by_order_show(struct device *dev,
 }
 static DEVICE_ATTR_RO(chunks_by_order);
 
+/* Pooled frames in per-CPU caches: summed over pools and CPUs when read. */
+static ssize_t pcp_frames_show(struct device *dev,
+			       struct device_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%lu\n", spanalloc_pool_pcp_frames());
+}
+static DEVICE_ATTR_RO(pcp_frames);
+
 #define STAT(name) \
 	offsetof(struct spanalloc_stats, name)
 
@@ -89,11 +97,12 @@ static struct attribute *spanalloc_stats_attrs[] = {
 	&spanalloc_stat_attrs[9].attr.attr,
 	&spanalloc_stat_attrs[10].attr.attr,
 	&dev_attr_chunks_by_order.attr,
+	&dev_attr_pcp_frames.attr,
 	NULL
 };
 
 static_assert(ARRAY_SIZE(spanalloc_stats_attrs) ==
-	      ARRAY_SIZE(spanalloc_stat_attrs) + 2);
+	      ARRAY_SIZE(spanalloc_stat_attrs) + 3);
 
 static const struct attribute_group spanalloc_stats_group = {
 	.name	= "stats",
