@@ -96,6 +96,33 @@ static void range_clone(struct kunit *test)
 	spanalloc_range_destroy(&tree);
 }
 
+/* Growing a span in place: only the free run starting right after it. */
+static void range_take_exact(struct kunit *test)
+{
+	struct spanalloc_range_tree tree;
+	unsigned long first;
+
+	KUNIT_ASSERT_EQ(test, 0, spanalloc_range_init(&tree, 40));
+	KUNIT_ASSERT_EQ(test, 0, spanalloc_range_alloc(&tree, 40, &first));
+	range_free(&tree, 10, 10);
+	KUNIT_EXPECT_EQ(test, -ENOMEM, spanalloc_range_take(&tree, 9, 1));
+	KUNIT_EXPECT_EQ(test, -ENOMEM, spanalloc_range_take(&tree, 11, 1));
+	KUNIT_EXPECT_EQ(test, -ENOMEM, spanalloc_range_take(&tree, 10, 11));
+	KUNIT_EXPECT_EQ(test, 10UL, tree.free_pages);
+	/* The front of the run goes; the rest stays free, found by size. */
+	KUNIT_EXPECT_EQ(test, 0, spanalloc_range_take(&tree, 10, 4));
+	KUNIT_EXPECT_EQ(test, 6UL, tree.free_pages);
+	KUNIT_EXPECT_EQ(test, 0, spanalloc_range_alloc(&tree, 6, &first));
+	KUNIT_EXPECT_EQ(test, 14UL, first);
+	/* A whole run. */
+	range_free(&tree, 14, 6);
+	KUNIT_EXPECT_EQ(test, 0, spanalloc_range_take(&tree, 14, 6));
+	KUNIT_EXPECT_TRUE(test, RB_EMPTY_ROOT(&tree.by_start));
+	KUNIT_EXPECT_TRUE(test, RB_EMPTY_ROOT(&tree.by_size));
+	KUNIT_EXPECT_EQ(test, -ENOMEM, spanalloc_range_take(&tree, 0, 1));
+	spanalloc_range_destroy(&tree);
+}
+
 /* Random allocs and frees against a bitmap of what is taken. */
 static void range_random_against_model(struct kunit *test)
 {
@@ -475,6 +502,7 @@ static struct kunit_case spanalloc_range_cases[] = {
 	KUNIT_CASE(range_best_fit),
 	KUNIT_CASE(range_coalesces),
 	KUNIT_CASE(range_clone),
+	KUNIT_CASE(range_take_exact),
 	KUNIT_CASE(range_random_against_model),
 	{}
 };
