@@ -23,9 +23,11 @@
  *           only): no split, no merge. A run up to a third bigger than the
  *           request is handed out whole; up to twice the request it is
  *           trimmed first with _span_prim_resize() (in place, the tail's
- *           frames go back to the kernel), which also grows and shrinks
- *           spans for realloc. A module without SPAN_RESIZE answers
- *           EOPNOTSUPP once and is not asked again.
+ *           frames go back to the kernel); failing both, the biggest run
+ *           of at least half the request is grown in place if the arena
+ *           pages after it are free. _span_prim_resize() also grows and
+ *           shrinks spans for realloc. A module without SPAN_RESIZE
+ *           answers EOPNOTSUPP once and is not asked again.
  *
  * Every page of a run taken from the backend fresh reads as zero, and so
  * does a run made only of such pages (span->zero); a freed span is dirty.
@@ -262,6 +264,26 @@ static struct span *run_find(size_t pages)
 	return best;
 }
 
+/*
+ * Kernel: the biggest run of at least half of @pages but less, to grow in
+ * place (the arena pages after it may be free); NULL if none.
+ */
+static struct span *run_find_grow(size_t pages)
+{
+	struct span *r, *best = NULL;
+	unsigned int i, lo = bin_of(pages / 2 ? pages / 2 : 1);
+
+	if (runs_split() || span_load_relaxed(&ph.no_resize))
+		return NULL;
+	for (i = bin_of(pages) + 1; i-- > lo && !best;) {
+		for (r = ph.bins[i].first; r; r = r->next)
+			if (r->pages < pages && 2 * r->pages >= pages &&
+			    (!best || r->pages > best->pages))
+				best = r;
+	}
+	return best;
+}
+
 static size_t cache_limit(void)
 {
 	if (!_span_opt.large_cache_bytes || !_span_opt.large_cache_spans)
@@ -333,9 +355,26 @@ struct span *_span_ph_alloc(size_t pages)
 		r = t;
 	} else if (r) {
 		run_del(r);	/* all of it (no record for a split: a bit more) */
+	} else if ((r = run_find_grow(pages))) {
+		run_del(r);
 	}
 	pthread_mutex_unlock(&ph.lock);
 	release(&dead);
+
+	if (r && r->pages < pages) {
+		/* A kernel span too small: grow it in place if it can. */
+		if (_span_prim_resize((void *)r->base, r->pages, pages) ==
+		    (void *)r->base) {
+			_span_stats_mapped((int64_t)((pages - r->pages) *
+						     SPAN_PAGE));
+			r->pages = pages;
+		} else {
+			if (errno == EOPNOTSUPP)
+				span_store_relaxed(&ph.no_resize, true);
+			ph_free_run(r);
+			r = NULL;
+		}
+	}
 
 	if (r && !runs_split() && r->pages - pages > r->pages / 4) {
 		/* A whole kernel span too big: trim it in place. */
