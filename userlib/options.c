@@ -12,8 +12,10 @@
  *   SPANALLOC_STATS=1              print the statistics to stderr at exit
  *   SPANALLOC_DECAY_MS=N           how long empty spans and cached large
  *                                  spans wait before going back (500)
- *   SPANALLOC_LARGE_CACHE_MB=N     bytes of freed large spans kept (64)
- *   SPANALLOC_LARGE_CACHE_SPANS=N  freed large spans kept (16)
+ *   SPANALLOC_LARGE_CACHE_MB=N     bytes of free runs the large page heap
+ *                                  keeps, or the live large bytes if more
+ *                                  (64; 0 keeps none)
+ *   SPANALLOC_LARGE_CACHE_SPANS=N  free runs it keeps (16)
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
