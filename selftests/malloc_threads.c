@@ -3,7 +3,8 @@
  * malloc_threads: libspanalloc under threads — churn with objects freed by
  * other threads than their allocator, thread caches handed back at thread
  * exit, and fork() while other threads allocate (the child must not
- * inherit a held lock, and must see its own copy of the heap). Every
+ * inherit a held lock, and must see its own copy of the heap), and large
+ * blocks carved, merged and resized from every thread at once. Every
  * object carries a pattern checked before it is freed, so an object
  * handed out twice shows.
  */
@@ -288,6 +289,88 @@ TEST(fork_then_parent_reuses)
 	EXPECT_EQ(0, WEXITSTATUS(status));
 	for (i = 0; i < N; i++)
 		span_free(v[i]);
+}
+
+/*
+ * Large blocks from every thread at once: carved from and merged into the
+ * same free runs, grown and shrunk by realloc. Each block holds its owner
+ * and size at both ends and in the middle; an overlap would show.
+ */
+#define LARGE_SLOTS	6
+
+static void large_stamp(uint64_t *p, size_t bytes, uint64_t tag)
+{
+	size_t n = bytes / sizeof(uint64_t);
+
+	p[0] = tag;
+	p[n / 2] = tag;
+	p[n - 1] = tag;
+}
+
+static bool large_ok(const uint64_t *p, size_t bytes, uint64_t tag)
+{
+	size_t n = bytes / sizeof(uint64_t);
+
+	return p[0] == tag && p[n / 2] == tag && p[n - 1] == tag;
+}
+
+static void *large_churn(void *arg)
+{
+	uint64_t seed = (uintptr_t)arg * 7919 + 17, tag;
+	uint64_t *slot[LARGE_SLOTS] = { 0 };
+	size_t size[LARGE_SLOTS] = { 0 };
+	int i, k;
+
+	for (i = 0; i < 1500 && !atomic_load(&bad); i++) {
+		k = (int)(xorshift(&seed) % LARGE_SLOTS);
+		if (slot[k] && !large_ok(slot[k], size[k],
+					 ((uintptr_t)arg << 32) | size[k]))
+			atomic_fetch_add(&bad, 1);
+		if (slot[k] && xorshift(&seed) % 3 == 0) {
+			size_t n = 40000 + xorshift(&seed) % (3 << 20);
+			size_t keep = n < size[k] ? n : size[k];
+			uint64_t *q = span_realloc(slot[k], n);
+
+			if (!q) {
+				atomic_fetch_add(&bad, 1);
+				break;
+			}
+			/* What was kept of the old block is still there. */
+			if (q[0] != (((uintptr_t)arg << 32) | size[k]) ||
+			    (keep == size[k] &&
+			     q[keep / sizeof(uint64_t) - 1] != q[0]))
+				atomic_fetch_add(&bad, 1);
+			slot[k] = q;
+			size[k] = n & ~(size_t)7;
+		} else {
+			span_free(slot[k]);
+			size[k] = (40000 + xorshift(&seed) % (3 << 20)) & ~7UL;
+			slot[k] = span_malloc(size[k]);
+			if (!slot[k]) {
+				atomic_fetch_add(&bad, 1);
+				break;
+			}
+		}
+		tag = ((uintptr_t)arg << 32) | size[k];
+		large_stamp(slot[k], size[k], tag);
+	}
+	for (k = 0; k < LARGE_SLOTS; k++)
+		span_free(slot[k]);
+	return NULL;
+}
+
+TEST(large_threads_churn)
+{
+	pthread_t t[THREADS];
+	uintptr_t i;
+
+	atomic_store(&bad, 0);
+	for (i = 0; i < THREADS; i++)
+		ASSERT_EQ(0, pthread_create(&t[i], NULL, large_churn,
+					    (void *)(i + 1)));
+	for (i = 0; i < THREADS; i++)
+		pthread_join(t[i], NULL);
+	EXPECT_EQ(0, atomic_load(&bad));
 }
 
 TEST_HARNESS_MAIN
