@@ -244,6 +244,42 @@ TEST(pageheap_runs)
 	EXPECT_EQ(NULL, span_pagemap_get((uintptr_t)big));
 }
 
+/*
+ * Over the byte bound, the oldest run goes back: on mmap only the excess,
+ * from its tail (the head stays mapped and reusable), on the kernel the
+ * whole span.
+ */
+TEST(pageheap_bound)
+{
+	size_t saved = _span_opt.large_cache_bytes;
+	bool split;
+	struct span_stats st;
+	struct span *r;
+	char *big;
+
+	init();
+	split = !strcmp(span_backend(), "mmap");
+	span_trim();
+	_span_opt.large_cache_bytes = 1 << 20;
+	big = span_malloc(4 << 20);
+	ASSERT_NE(NULL, big);
+	span_free(big);
+	span_stats(&st);
+	if (split) {
+		EXPECT_EQ(1, st.large_cached);
+		EXPECT_EQ(1 << 20, st.large_cached_bytes);
+		r = span_pagemap_get((uintptr_t)big);
+		ASSERT_NE(NULL, r);
+		EXPECT_EQ(256, r->pages);
+		EXPECT_EQ(r, span_pagemap_get((uintptr_t)big + (1 << 20) - 1));
+		EXPECT_EQ(NULL, span_pagemap_get((uintptr_t)big + (4 << 20) - 1));
+	} else {
+		EXPECT_EQ(0, st.large_cached);
+	}
+	_span_opt.large_cache_bytes = saved;
+	span_trim();
+}
+
 /* Bins: LIFO, counted, bounded by max, refilled by a batch. */
 TEST(thread_cache_bins)
 {

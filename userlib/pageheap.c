@@ -304,16 +304,16 @@ static void runs_expire(uint64_t now, bool force, struct span_list *dead)
 	while ((r = ph.old)) {
 		bool expired = force || now - r->stamp_ms >= _span_opt.decay_ms;
 		bool few = ph.runs <= _span_opt.large_cache_spans;
-		size_t over;
+		size_t pages;
 
 		if (!expired && few && ph.free_bytes <= limit)
 			break;
-		over = ph.free_bytes > limit ? ph.free_bytes - limit : 0;
-		if (!expired && few && runs_split() && over < span_bytes(r) &&
+		/* Pages over the limit, rounded up. */
+		pages = (ph.free_bytes - limit + SPAN_PAGE - 1) >>
+			SPAN_PAGE_SHIFT;
+		if (!expired && few && runs_split() && pages < r->pages &&
 		    (t = _span_record_new())) {
 			/* Only the excess: the oldest run's tail goes. */
-			size_t pages = (over + SPAN_PAGE - 1) >> SPAN_PAGE_SHIFT;
-
 			run_move(r, r->base, r->pages - pages);
 			t->base = span_end(r);
 			t->pages = pages;
