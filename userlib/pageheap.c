@@ -336,6 +336,24 @@ static void release(struct span_list *dead)
 
 /* ---- what large.c asks for ---- */
 
+/*
+ * Resize the whole kernel span @s to @pages in place (SPAN_RESIZE) and
+ * count the change in the mapped bytes; the caller sets @s->pages. False if
+ * the kernel cannot, remembering a module that lacks the command.
+ */
+static bool kernel_resize(struct span *s, size_t pages)
+{
+	if (_span_prim_resize((void *)s->base, s->pages, pages) !=
+	    (void *)s->base) {
+		if (errno == EOPNOTSUPP)
+			span_store_relaxed(&ph.no_resize, true);
+		return false;
+	}
+	_span_stats_mapped(((int64_t)pages - (int64_t)s->pages) *
+			   (int64_t)SPAN_PAGE);
+	return true;
+}
+
 struct span *_span_ph_alloc(size_t pages)
 {
 	struct span_list dead = { 0 };
@@ -361,31 +379,12 @@ struct span *_span_ph_alloc(size_t pages)
 	pthread_mutex_unlock(&ph.lock);
 	release(&dead);
 
-	if (r && r->pages < pages) {
-		/* A kernel span too small: grow it in place if it can. */
-		if (_span_prim_resize((void *)r->base, r->pages, pages) ==
-		    (void *)r->base) {
-			_span_stats_mapped((int64_t)((pages - r->pages) *
-						     SPAN_PAGE));
+	/* A kernel span too small: grow it in place; too big: trim it. */
+	if (r && (r->pages < pages ||
+		  (!runs_split() && r->pages - pages > r->pages / 4))) {
+		if (kernel_resize(r, pages)) {
 			r->pages = pages;
 		} else {
-			if (errno == EOPNOTSUPP)
-				span_store_relaxed(&ph.no_resize, true);
-			ph_free_run(r);
-			r = NULL;
-		}
-	}
-
-	if (r && !runs_split() && r->pages - pages > r->pages / 4) {
-		/* A whole kernel span too big: trim it in place. */
-		if (_span_prim_resize((void *)r->base, r->pages, pages) ==
-		    (void *)r->base) {
-			_span_stats_mapped(-(int64_t)((r->pages - pages) *
-						      SPAN_PAGE));
-			r->pages = pages;
-		} else {
-			if (errno == EOPNOTSUPP)
-				span_store_relaxed(&ph.no_resize, true);
 			ph_free_run(r);
 			r = NULL;
 		}
@@ -494,14 +493,8 @@ bool _span_ph_resize(struct span *s, size_t pages)
 		return resize_split(s, pages);
 	if (span_load_relaxed(&ph.no_resize))
 		return false;
-	if (_span_prim_resize((void *)s->base, s->pages, pages) !=
-	    (void *)s->base) {
-		if (errno == EOPNOTSUPP)
-			span_store_relaxed(&ph.no_resize, true);
+	if (!kernel_resize(s, pages))
 		return false;
-	}
-	_span_stats_mapped(((int64_t)pages - (int64_t)s->pages) *
-			   (int64_t)SPAN_PAGE);
 	pthread_mutex_lock(&ph.lock);
 	ph.live_bytes += pages * SPAN_PAGE;
 	ph.live_bytes -= span_bytes(s);
