@@ -254,7 +254,7 @@ int main(void)
 	page = sysconf(_SC_PAGESIZE);
 	fd = open("/dev/spanalloc", O_RDWR);
 	if (fd < 0 || mmap(NULL, 4 * BYTES, PROT_READ | PROT_WRITE,
-			   MAP_PRIVATE, fd, 0) == MAP_FAILED) {
+			   MAP_SHARED, fd, 0) == MAP_FAILED) {
 		perror("kbench: /dev/spanalloc");
 		return 1;
 	}

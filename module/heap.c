@@ -1,61 +1,81 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * spanalloc heaps: one per (open file, address space), and the arena VMA
- * that ties a heap to its address space.
+ * spanalloc heaps: one per address space, and the arena VMA that ties a
+ * heap to its address space.
  *
- * A heap is made by the first mmap() of the file from an address space and
- * lives exactly as long as that arena VMA. Every span ioctl looks up the
- * heap of the *calling* address space, so a process that got the file some
- * other way (fork, exec, SCM_RIGHTS) can never reach another's arena: it
- * has no heap until it maps its own.
+ * A heap is made by the first mmap() of the arena from an address space,
+ * through any open file of the device, and lives exactly as long as that
+ * arena VMA. Heaps are found by mm (a hash table): every ioctl acts on the
+ * heap of the *calling* address space, whichever descriptor it comes
+ * through, so a process that closed every descriptor and opened the device
+ * again goes on with its heap, and a process that got a descriptor some
+ * other way (fork, exec, SCM_RIGHTS) can never reach another's arena.
  *
- * fork(): dup_mmap() copies the arena VMA and calls ->open on the copy with
- * the parent's mmap lock held for write, so no span ioctl of the parent can
- * run. ->open gives the child a heap of its own: a snapshot of the parent's
- * span records and free space, sharing the spans' frames (counted by
- * &spanalloc_frames.kref). The page tables are copied by the core mm, which
- * write-protects both sides because the mapping is private: the first
- * write on either side copies the page, so each sees its own data.
+ * The mapping model. The invariant: a page table entry in an arena maps a
+ * frame that exactly one heap owns, and only that heap's address space.
+ *
+ *   - The arena is a MAP_SHARED, read-write mapping of the device with
+ *     VM_MIXEDMAP | VM_DONTEXPAND | VM_WIPEONFORK; MAP_PRIVATE is refused.
+ *     Its vm_page_prot is the legitimate read-write protection of a shared
+ *     mapping, and nothing in it is ever anonymous: the core mm never
+ *     copies a page of a shared mapping on write, so every copy is ours.
+ *   - Only this module maps frames there: SPAN_ALLOC inserts a fresh span's
+ *     frames (vm_insert_pages(), before the ioctl returns: no fault on
+ *     first touch); a fault maps the heap's own frame for that page.
+ *   - A frame has an owner count (frames.c): the heaps whose span records
+ *     list it. fork() makes the child's heap a snapshot of the parent's
+ *     records that shares every frame (owners + 1), and removes the
+ *     parent's page table entries over the arena; the child starts with
+ *     none (VM_WIPEONFORK: dup_mmap() copies no entry). A fault on a frame
+ *     with more than one owner gives the faulting heap a copy of its own;
+ *     a fault on a frame it owns alone maps that frame. So only the pages a
+ *     relative shares and touches are copied, and fork() + exec() copies
+ *     none. A frame that may be pinned for DMA when fork() runs is not
+ *     shared: the child gets a copy at once, and the pinned frame stays
+ *     with the parent, whose I/O keeps landing in its own memory.
+ *   - Frames are order-0 kernel pages off the LRU and not movable: swap,
+ *     MADV_PAGEOUT, compaction, migration, NUMA balancing (which skips
+ *     VM_MIXEDMAP) and swapoff never take them, and no path of the core mm
+ *     rebuilds one of our entries from vm_page_prot. GUP (O_DIRECT,
+ *     FOLL_LONGTERM pins, ptrace, process_vm_readv, /proc/pid/mem) either
+ *     finds an entry, which maps a frame the process owns alone, or faults
+ *     through us first; writes through it land in that frame. A core dump
+ *     reads the arena through GUP too, when the process's coredump_filter
+ *     asks for shared mappings (bit 3); by default it leaves them out, as
+ *     it does any shared mapping of a file. madvise(MADV_DONTNEED) drops entries only; the data stays
+ *     and a refault maps it again, as for any shared mapping. Per-VMA
+ *     flags a user may change (MADV_KEEPONFORK) are put back at fork.
+ *
+ * fork(): dup_mmap() calls ->open on the child's VMA with both mmap locks
+ * held for write (before copy_page_range() on 6.12, after it on 6.1, which
+ * is why ->open also empties the child's VMA when VM_WIPEONFORK was
+ * cleared). No fault, GUP or ioctl of the parent can run meanwhile.
  *
  * Misuse of the arena has a fixed answer:
- *   - a second mmap() from the same address space: -EBUSY;
- *   - MAP_SHARED, a nonzero offset, no PROT_READ|PROT_WRITE or a size over
+ *   - a second arena in the same address space: -EBUSY;
+ *   - MAP_PRIVATE, a nonzero offset, no PROT_READ|PROT_WRITE or a size over
  *     arena_max_bytes: -EINVAL; PROT_EXEC: -EPERM;
  *   - munmap() of a part, or anything else that would split the VMA:
  *     -EINVAL; munmap() of the whole arena ends the heap;
  *   - mprotect() of any part to anything but read-write: -EACCES;
- *   - growing with mremap(): -EFAULT (VM_DONTEXPAND); moving it: -EINVAL;
- *   - madvise(MADV_DONTNEED): the dropped pages read back as zeroes, like
- *     anonymous memory (see spanalloc_span_fault()).
+ *   - growing with mremap(): -EFAULT (VM_DONTEXPAND); moving it: -EINVAL.
  */
+#include <linux/hashtable.h>
 #include <linux/mm.h>
 #include <linux/mman.h>
 #include <linux/slab.h>
+#include <linux/spinlock.h>
 
 #include "compat.h"
 #include "internal.h"
 
 static const struct vm_operations_struct spanalloc_vm_ops;
 
-/**
- * spanalloc_file_create() - state for a newly opened /dev/spanalloc
- *
- * Return: the file state, or NULL when out of memory.
- */
-struct spanalloc_file *spanalloc_file_create(void)
-{
-	struct spanalloc_file *sf;
+/* Every live heap, by mm. */
+static DEFINE_HASHTABLE(heap_table, 10);
+static DEFINE_SPINLOCK(heap_table_lock);	/* protects heap_table */
 
-	sf = kzalloc(sizeof(*sf), GFP_KERNEL_ACCOUNT);
-	if (!sf)
-		return NULL;
-	mutex_init(&sf->lock);
-	INIT_LIST_HEAD(&sf->heaps);
-	return sf;
-}
-
-static struct spanalloc_heap *heap_create(struct spanalloc_file *sf,
-					  struct mm_struct *mm,
+static struct spanalloc_heap *heap_create(struct mm_struct *mm,
 					  struct spanalloc_pool *pool,
 					  unsigned long start,
 					  unsigned long pages)
@@ -67,8 +87,7 @@ static struct spanalloc_heap *heap_create(struct spanalloc_file *sf,
 		return NULL;
 	heap->pool = pool;
 	kref_init(&heap->kref);
-	INIT_LIST_HEAD(&heap->node);
-	heap->file = sf;
+	INIT_HLIST_NODE(&heap->node);
 	heap->mm = mm;
 	mutex_init(&heap->lock);
 	heap->nr_vmas = 1;
@@ -77,7 +96,6 @@ static struct spanalloc_heap *heap_create(struct spanalloc_file *sf,
 	mt_init(&heap->spans);
 	xa_init(&heap->view);
 	atomic_long_inc(&spanalloc_stats.heaps);
-	spanalloc_stats_add_heap(heap);
 	return heap;
 }
 
@@ -86,7 +104,6 @@ static void heap_release(struct kref *kref)
 	struct spanalloc_heap *heap =
 		container_of(kref, struct spanalloc_heap, kref);
 
-	spanalloc_stats_del_heap(heap);
 	mutex_destroy(&heap->lock);
 	spanalloc_pool_put(heap->pool);
 	atomic_long_dec(&spanalloc_stats.heaps);
@@ -100,6 +117,22 @@ static void heap_release(struct kref *kref)
 void spanalloc_heap_put(struct spanalloc_heap *heap)
 {
 	kref_put(&heap->kref, heap_release);
+}
+
+/* Publish @heap as @mm's; -EBUSY if @mm has one already. */
+static int heap_publish(struct spanalloc_heap *heap)
+{
+	struct spanalloc_heap *other;
+	int err = 0;
+
+	spin_lock(&heap_table_lock);
+	hash_for_each_possible(heap_table, other, node, (unsigned long)heap->mm)
+		if (other->mm == heap->mm)
+			err = -EBUSY;
+	if (!err)
+		hash_add(heap_table, &heap->node, (unsigned long)heap->mm);
+	spin_unlock(&heap_table_lock);
+	return err;
 }
 
 /* Free every span and all free space; the heap can take no new span. */
@@ -118,68 +151,59 @@ static void heap_empty(struct spanalloc_heap *heap)
 	mutex_unlock(&heap->lock);
 }
 
-/* End a heap: empty it, unlink it from its file, drop the life reference. */
+/* End a heap: unpublish it, empty it, drop the life reference. */
 static void heap_kill(struct spanalloc_heap *heap)
 {
-	struct spanalloc_file *sf = heap->file;
-
+	spin_lock(&heap_table_lock);
+	hash_del(&heap->node);
+	spin_unlock(&heap_table_lock);
 	heap_empty(heap);
-	mutex_lock(&sf->lock);
-	list_del_init(&heap->node);
-	mutex_unlock(&sf->lock);
 	spanalloc_heap_put(heap);
 }
 
 /**
- * spanalloc_file_destroy() - free the state of a closed file
- * @sf:	the file state.
+ * spanalloc_heap_find() - the heap of address space @mm
+ * @mm:	the address space, normally current->mm.
  *
- * Every arena VMA holds the file open, so their heaps are gone by now; a
- * heap left here is one whose mmap() failed after our ->mmap succeeded
- * (the core mm does not call ->close then). It has no page table entries.
+ * Context: any context that may take a spinlock.
+ * Return: the heap with a reference the caller drops with
+ * spanalloc_heap_put(), or NULL if @mm has no arena.
  */
-void spanalloc_file_destroy(struct spanalloc_file *sf)
+struct spanalloc_heap *spanalloc_heap_find(struct mm_struct *mm)
 {
-	struct spanalloc_heap *heap, *next;
+	struct spanalloc_heap *heap, *found = NULL;
 
-	list_for_each_entry_safe(heap, next, &sf->heaps, node)
-		heap_kill(heap);
-	mutex_destroy(&sf->lock);
-	kfree(sf);
-}
-
-static struct spanalloc_heap *heap_find_locked(struct spanalloc_file *sf,
-					       struct mm_struct *mm)
-{
-	struct spanalloc_heap *heap;
-
-	lockdep_assert_held(&sf->lock);
-	list_for_each_entry(heap, &sf->heaps, node)
-		if (heap->mm == mm)
-			return heap;
-	return NULL;
+	spin_lock(&heap_table_lock);
+	hash_for_each_possible(heap_table, heap, node, (unsigned long)mm) {
+		if (heap->mm == mm) {
+			kref_get(&heap->kref);
+			found = heap;
+			break;
+		}
+	}
+	spin_unlock(&heap_table_lock);
+	return found;
 }
 
 /**
- * spanalloc_heap_find() - the heap of address space @mm in file @sf
- * @sf:	the file.
- * @mm:	the address space, normally current->mm.
+ * spanalloc_heap_for_each() - call @fn on every live heap
+ * @fn:		called with the table lock held (no sleeping); @heap's
+ *		counters may be read with READ_ONCE(), not its records.
+ * @arg:	passed to @fn.
  *
- * Context: process context; takes @sf->lock.
- * Return: the heap with a reference the caller drops with
- * spanalloc_heap_put(), or NULL if @mm has no arena through @sf.
+ * For debugfs: a reader never waits for a heap's lock, so a heap busy in a
+ * long call cannot stall other processes' mmap(), fork() or exit().
  */
-struct spanalloc_heap *spanalloc_heap_find(struct spanalloc_file *sf,
-					   struct mm_struct *mm)
+void spanalloc_heap_for_each(void (*fn)(struct spanalloc_heap *heap,
+					void *arg), void *arg)
 {
 	struct spanalloc_heap *heap;
+	int bkt;
 
-	mutex_lock(&sf->lock);
-	heap = heap_find_locked(sf, mm);
-	if (heap)
-		kref_get(&heap->kref);
-	mutex_unlock(&sf->lock);
-	return heap;
+	spin_lock(&heap_table_lock);
+	hash_for_each(heap_table, bkt, heap, node)
+		fn(heap, arg);
+	spin_unlock(&heap_table_lock);
 }
 
 /**
@@ -201,73 +225,21 @@ struct vm_area_struct *spanalloc_heap_vma(struct spanalloc_heap *heap)
 	return vma;
 }
 
-static pgprot_t arena_writable_prot(struct vm_area_struct *vma)
-{
-	return vm_get_page_prot(vma->vm_flags | VM_SHARED);
-}
-
-/**
- * spanalloc_heap_vma_writable() - are new PTEs of the arena writable?
- * @vma:	the arena VMA, from spanalloc_heap_vma().
- *
- * Context: caller holds the mmap lock.
- * Return: true if pages inserted now get writable PTEs.
- */
-bool spanalloc_heap_vma_writable(struct vm_area_struct *vma)
-{
-	return pgprot_val(vma->vm_page_prot) ==
-	       pgprot_val(arena_writable_prot(vma));
-}
-
-/**
- * spanalloc_heap_make_writable() - make new arena PTEs writable
- * @heap:	the heap, whose mm is current's; caller holds no mmap lock.
- *
- * mmap_region() recomputes the VMA's page protection after ->mmap, to the
- * read-only one of a private mapping, and so does mprotect(). Pages
- * inserted with it would be copied into anonymous pages on the first
- * write. Spans are private to the heap, so their PTEs may be writable: put
- * the protection of the shared equivalent back. Correctness never depends
- * on it; speed and "the frames stay the module's" do. After fork() the core
- * mm write-protects the copied PTEs itself, whatever this says.
- *
- * Context: takes the mmap lock for write.
- * Return: 0, -EINTR on a fatal signal, -ENXIO if the arena is gone.
- */
-int spanalloc_heap_make_writable(struct spanalloc_heap *heap)
-{
-	struct vm_area_struct *vma;
-	int err = 0;
-
-	if (mmap_write_lock_killable(heap->mm))
-		return -EINTR;
-	vma = spanalloc_heap_vma(heap);
-	if (!vma) {
-		err = -ENXIO;
-	} else if (!spanalloc_heap_vma_writable(vma)) {
-		vma_start_write(vma);
-		WRITE_ONCE(vma->vm_page_prot, arena_writable_prot(vma));
-	}
-	mmap_write_unlock(heap->mm);
-	return err;
-}
-
 /**
  * spanalloc_heap_mmap() - make the arena of current's heap
- * @sf:		the file being mapped.
  * @vma:	the new VMA, not yet visible.
  *
  * Context: the core mm holds the mmap lock for write.
  * Return: 0 or a negative errno (see the top of this file).
  */
-int spanalloc_heap_mmap(struct spanalloc_file *sf, struct vm_area_struct *vma)
+int spanalloc_heap_mmap(struct vm_area_struct *vma)
 {
 	unsigned long pages = vma_pages(vma);
-	struct spanalloc_heap *heap, *old;
+	struct spanalloc_heap *heap;
 	struct spanalloc_pool *pool;
 	int err;
 
-	if (vma->vm_flags & VM_SHARED)
+	if (!(vma->vm_flags & VM_SHARED))
 		return -EINVAL;
 	if (vma->vm_pgoff)
 		return -EINVAL;
@@ -281,7 +253,7 @@ int spanalloc_heap_mmap(struct spanalloc_file *sf, struct vm_area_struct *vma)
 	pool = spanalloc_pool_get();
 	if (!pool)
 		return -ENOMEM;
-	heap = heap_create(sf, vma->vm_mm, pool, vma->vm_start, pages);
+	heap = heap_create(vma->vm_mm, pool, vma->vm_start, pages);
 	if (!heap) {
 		spanalloc_pool_put(pool);
 		return -ENOMEM;
@@ -289,31 +261,16 @@ int spanalloc_heap_mmap(struct spanalloc_file *sf, struct vm_area_struct *vma)
 	err = spanalloc_range_init(&heap->free, pages);
 	if (err)
 		goto out_put_heap;
-
-	mutex_lock(&sf->lock);
-	old = heap_find_locked(sf, vma->vm_mm);
-	if (old && spanalloc_heap_vma(old)) {
-		mutex_unlock(&sf->lock);
-		err = -EBUSY;
+	err = heap_publish(heap);
+	if (err)
 		goto out_destroy_range;
-	}
-	if (old) {
-		/* Left by an mmap() that failed after our ->mmap. */
-		list_del_init(&old->node);
-	}
-	list_add(&heap->node, &sf->heaps);
-	mutex_unlock(&sf->lock);
-	if (old) {
-		heap_empty(old);
-		spanalloc_heap_put(old);
-	}
 
 	/*
 	 * Frames are inserted by us (VM_MIXEDMAP, set now so that later
-	 * insertions need only the read lock); the arena never grows and is
-	 * never executable.
+	 * insertions need only the read lock); fork() copies no entry; the
+	 * arena never grows and is never executable.
 	 */
-	vm_flags_set(vma, VM_MIXEDMAP | VM_DONTEXPAND);
+	vm_flags_set(vma, VM_MIXEDMAP | VM_DONTEXPAND | VM_WIPEONFORK);
 	vm_flags_clear(vma, VM_MAYEXEC);
 	vma->vm_ops = &spanalloc_vm_ops;
 	vma->vm_private_data = heap;
@@ -326,15 +283,23 @@ out_put_heap:
 	return err;
 }
 
-/* A heap for a fork() child: the parent's records and space, shared frames. */
+/*
+ * A heap for a fork() child: a snapshot of the parent's records and free
+ * space sharing its frames. The parent's entries go first, so that no
+ * frame can be pinned through them after spanalloc_frames_fork() looked.
+ */
 static struct spanalloc_heap *heap_fork(struct spanalloc_heap *parent,
 					struct mm_struct *mm)
 {
+	struct vm_area_struct *parent_vma;
 	struct spanalloc_heap *child;
 	int err;
 
+	parent_vma = spanalloc_heap_vma(parent);
+	if (WARN_ON_ONCE(!parent_vma))
+		return NULL;
 	spanalloc_pool_get_ref(parent->pool);
-	child = heap_create(parent->file, mm, parent->pool, parent->arena_start,
+	child = heap_create(mm, parent->pool, parent->arena_start,
 			    parent->arena_pages);
 	if (!child) {
 		spanalloc_pool_put(parent->pool);
@@ -342,6 +307,9 @@ static struct spanalloc_heap *heap_fork(struct spanalloc_heap *parent,
 	}
 
 	mutex_lock(&parent->lock);
+	if (!parent->dead)
+		spanalloc_zap(parent_vma, parent->arena_start,
+			      parent->arena_pages << PAGE_SHIFT);
 	err = spanalloc_range_clone(&child->free, &parent->free);
 	if (!err) {
 		err = spanalloc_span_clone_all(child, parent);
@@ -349,14 +317,13 @@ static struct spanalloc_heap *heap_fork(struct spanalloc_heap *parent,
 			spanalloc_range_destroy(&child->free);
 	}
 	mutex_unlock(&parent->lock);
+	if (!err)
+		err = heap_publish(child);
 	if (err) {
+		heap_empty(child);
 		spanalloc_heap_put(child);
 		return NULL;
 	}
-
-	mutex_lock(&parent->file->lock);
-	list_add(&child->node, &parent->file->heaps);
-	mutex_unlock(&parent->file->lock);
 	return child;
 }
 
@@ -376,10 +343,19 @@ static void spanalloc_vm_open(struct vm_area_struct *vma)
 		mutex_unlock(&heap->lock);
 		return;
 	}
+	if (!(vma->vm_flags & VM_WIPEONFORK)) {
+		/*
+		 * MADV_KEEPONFORK cleared it: put it back before 6.12's
+		 * dup_mmap() copies the entries, and drop the ones 6.1's
+		 * copied already. The child must start with none.
+		 */
+		vm_flags_set(vma, VM_WIPEONFORK);
+		spanalloc_zap(vma, vma->vm_start, vma->vm_end - vma->vm_start);
+	}
 	/*
-	 * Without memory for the child's records the child keeps its
-	 * copy-on-write image but gets no heap: its span ioctls answer
-	 * -ENXIO and refaults raise SIGBUS.
+	 * Without memory for the child's records the child gets no heap:
+	 * its span ioctls answer -ENXIO and touching the arena raises
+	 * SIGBUS.
 	 */
 	vma->vm_private_data = heap_fork(heap, vma->vm_mm);
 }

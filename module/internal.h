@@ -4,11 +4,13 @@
  * them. README.md ("How it works") walks through the tiers first.
  *
  *   main.c    the misc device, its file operations, module parameters
- *   heap.c    heaps: one per (open file, address space), the arena VMA and
- *             its vm_operations (fork, fault, misuse answers)
- *   span.c    span records and the SPAN_ALLOC / SPAN_FREE paths
+ *   heap.c    heaps: one per address space, found by mm; the arena VMA,
+ *             its vm_operations and the mapping model (fork, fault,
+ *             misuse answers)
+ *   span.c    span records, the span ioctls and the fault handler
  *   range.c   free arena space: best-fit, coalescing range allocator
- *   frames.c  the frames of one span, shared with its fork() copies
+ *   frames.c  the frames of one span of one heap, and each frame's owner
+ *             count (how many heaps' records list it)
  *   pool.c    frame pools per memory cgroup: buddy chunks, per-CPU
  *             caches, zeroing ahead, the shrinker
  *   view.c    the read-only span view mapped to the process
@@ -16,14 +18,17 @@
  *
  * Lock order, outermost first:
  *
- *   mm->mmap_lock (rwsem) or the VMA lock: held by the core mm around
- *	->mmap, the vm_operations and faults; taken for read by the span
- *	ioctls, for write only to restore the arena's writable page
- *	protection.
- *   spanalloc_file.lock (mutex): the file's list of heaps.
+ *   mm->mmap_lock (rwsem): held by the core mm around ->mmap, the
+ *	vm_operations and faults (the arena has no ->map_pages, so a fault
+ *	under the VMA lock alone is retried under mmap_lock); taken for
+ *	read by the span ioctls.
  *   spanalloc_heap.lock (mutex): everything in the heap below it: span
  *	records, free ranges, counters, @dead and @nr_vmas. At fork() the
  *	child's heap lock nests inside the parent's (SINGLE_DEPTH_NESTING).
+ *   then, never nested in each other: heap_table_lock (spinlock, heap.c:
+ *	the heaps by mm), frames_share_lock (spinlock, frames.c: owner
+ *	counts of shared frames), the pool locks (pool.c), pools_lock
+ *	(mutex, taken when the last heap or frame set of a pool goes).
  *
  * A heap's span records are kernel memory only; userspace sees the spans'
  * pages, never the records.
@@ -42,7 +47,6 @@
 
 #include "../uapi/spanalloc.h"
 
-struct spanalloc_file;
 struct spanalloc_heap;
 
 /* ---- range.c: free arena space, in page indices from the arena start ---- */
@@ -111,17 +115,16 @@ unsigned long spanalloc_pool_pcp_frames(void);
 /* ---- frames.c: the frames of one span ---- */
 
 /**
- * struct spanalloc_frames - the frames behind one span
- * @kref:	one reference per heap whose span uses these frames; a span
- *		and its fork() copies share them.
+ * struct spanalloc_frames - the frames behind one span of one heap
  * @nr:		number of frames.
  * @filled:	frames present; the others are holes (NULL), see
  *		%SPANALLOC_FREE_KEEP_RANGE.
  * @pool:	the pool they came from and go back to (a reference).
- * @pages:	the frames, each an order-0 page holding one reference of ours.
+ * @pages:	the frames, order-0 pages. Each frame has an owner count
+ *		(frames.c): the sets listing it, more than one after fork().
+ *		All its owners together hold one page reference.
  */
 struct spanalloc_frames {
-	struct kref kref;
 	unsigned long nr;
 	unsigned long filled;
 	struct spanalloc_pool *pool;
@@ -133,12 +136,14 @@ struct spanalloc_frames *spanalloc_frames_alloc(struct spanalloc_pool *pool,
 struct spanalloc_frames *spanalloc_frames_alloc_empty(struct spanalloc_pool *pool,
 						      unsigned long nr);
 int spanalloc_frames_fill(struct spanalloc_frames *frames, unsigned long i);
+bool spanalloc_frame_shared(struct page *page);
+int spanalloc_frames_unshare(struct spanalloc_frames *frames, unsigned long i);
+struct spanalloc_frames *spanalloc_frames_fork(struct spanalloc_frames *frames);
 struct spanalloc_frames *spanalloc_frames_grow(struct spanalloc_frames *frames,
 					       unsigned long add);
 void spanalloc_frames_trim(struct spanalloc_frames *frames, unsigned long nr);
 void spanalloc_frames_forget(struct spanalloc_frames *frames);
-void spanalloc_frames_get(struct spanalloc_frames *frames);
-void spanalloc_frames_put(struct spanalloc_frames *frames);
+void spanalloc_frames_free(struct spanalloc_frames *frames);
 
 /* ---- stats.c: global counters ---- */
 
@@ -158,8 +163,11 @@ void spanalloc_frames_put(struct spanalloc_frames *frames);
  * @chunks:		buddy allocations by order.
  * @heaps:		live heaps.
  * @spans:		live span records, fork() copies included.
- * @fault_refills:	arena pages refilled by the fault handler (after
- *			MADV_DONTNEED dropped them).
+ * @fault_refills:	arena pages mapped by the fault handler.
+ * @cow_copies:		frames copied because a fork() relative shared
+ *			them: on a fault, or at fork() for a pinned frame.
+ * @fork_shared:	frames shared with a child at fork().
+ * @fork_pinned:	frames found pinned at fork(), copied for the child.
  */
 struct spanalloc_stats {
 	atomic_long_t frames;
@@ -174,15 +182,16 @@ struct spanalloc_stats {
 	atomic_long_t heaps;
 	atomic_long_t spans;
 	atomic_long_t fault_refills;
+	atomic_long_t cow_copies;
+	atomic_long_t fork_shared;
+	atomic_long_t fork_pinned;
 };
 
 extern struct spanalloc_stats spanalloc_stats;
 extern const struct attribute_group *spanalloc_stats_groups[];
 void spanalloc_debugfs_init(void);
 void spanalloc_debugfs_exit(void);
-void spanalloc_stats_add_heap(struct spanalloc_heap *heap);
-void spanalloc_stats_del_heap(struct spanalloc_heap *heap);
-long spanalloc_heap_stats_ioctl(struct spanalloc_file *sf, void __user *arg);
+long spanalloc_heap_stats_ioctl(void __user *arg);
 
 /* ---- main.c: limits (module parameters) ---- */
 
@@ -193,21 +202,12 @@ unsigned long spanalloc_max_frames(void);
 /* ---- heap.c: heaps and the arena VMA ---- */
 
 /**
- * struct spanalloc_file - an open /dev/spanalloc
- * @lock:	protects @heaps.
- * @heaps:	heaps made through this file, one per address space.
- */
-struct spanalloc_file {
-	struct mutex lock;		/* protects @heaps */
-	struct list_head heaps;
-};
-
-/**
  * struct spanalloc_span - record of one live span
  * @first:	arena page index of the span's first page.
  * @pages:	length in pages.
  * @size_class:	size class tag given by userspace; 0 for large spans.
- * @frames:	the frames mapped at the span (shared with fork() copies).
+ * @frames:	the span's frames (this heap's set; fork() relatives may
+ *		own some of the same frames, see frames.c).
  * @spare:	range node reserved for the span's free, so that freeing
  *		never needs memory.
  */
@@ -221,9 +221,8 @@ struct spanalloc_span {
 
 /**
  * struct spanalloc_heap - the page heap of one address space
- * @kref:	lookups in flight plus one for the heap's life (list + VMA).
- * @node:	entry in &spanalloc_file.heaps, under its lock.
- * @file:	the file the heap was made through.
+ * @kref:	lookups in flight plus one for the heap's life (table + VMA).
+ * @node:	entry in the table of heaps by mm (heap.c).
  * @mm:		the address space the arena lives in. Not a reference: the
  *		arena VMA ends (and kills the heap) before the mm goes.
  * @pool:	frame pool of the cgroup that made the heap (a reference).
@@ -238,18 +237,17 @@ struct spanalloc_span {
  * @nr_pages:	pages of the heap's live spans.
  * @nr_spans:	live spans.
  * @view:	view page index -> page of the span view (view.c).
- * @all_node:	entry in the list of every heap, for debugfs.
  * @class_spans: live spans by size class.
  * @class_pages: their pages by size class.
  * @spans_made:	spans ever made.
  * @spans_freed: spans ever freed.
  * @calls:	span ioctls served.
- * @fault_refills: pages refilled by the fault handler.
+ * @fault_refills: pages mapped by the fault handler.
+ * @cow_copies:	frames this heap copied from a fork() relative's.
  */
 struct spanalloc_heap {
 	struct kref kref;
-	struct list_head node;
-	struct spanalloc_file *file;
+	struct hlist_node node;
 	struct mm_struct *mm;
 	struct spanalloc_pool *pool;
 
@@ -263,24 +261,21 @@ struct spanalloc_heap {
 	unsigned long nr_pages;
 	unsigned long nr_spans;
 	struct xarray view;
-	struct list_head all_node;
 	unsigned long class_spans[SPANALLOC_NUM_CLASSES];
 	unsigned long class_pages[SPANALLOC_NUM_CLASSES];
 	unsigned long spans_made;
 	unsigned long spans_freed;
 	unsigned long calls;
 	unsigned long fault_refills;
+	unsigned long cow_copies;
 };
 
-struct spanalloc_file *spanalloc_file_create(void);
-void spanalloc_file_destroy(struct spanalloc_file *sf);
-int spanalloc_heap_mmap(struct spanalloc_file *sf, struct vm_area_struct *vma);
-struct spanalloc_heap *spanalloc_heap_find(struct spanalloc_file *sf,
-					   struct mm_struct *mm);
+int spanalloc_heap_mmap(struct vm_area_struct *vma);
+struct spanalloc_heap *spanalloc_heap_find(struct mm_struct *mm);
 void spanalloc_heap_put(struct spanalloc_heap *heap);
+void spanalloc_heap_for_each(void (*fn)(struct spanalloc_heap *heap,
+					void *arg), void *arg);
 struct vm_area_struct *spanalloc_heap_vma(struct spanalloc_heap *heap);
-bool spanalloc_heap_vma_writable(struct vm_area_struct *vma);
-int spanalloc_heap_make_writable(struct spanalloc_heap *heap);
 
 /* ---- view.c: the span view ---- */
 
@@ -293,17 +288,15 @@ void spanalloc_view_resize(struct spanalloc_heap *heap,
 			   struct spanalloc_span *span,
 			   unsigned long old_pages);
 void spanalloc_view_destroy(struct spanalloc_heap *heap);
-int spanalloc_view_mmap(struct spanalloc_file *sf, struct vm_area_struct *vma);
+int spanalloc_view_mmap(struct vm_area_struct *vma);
 
 /* ---- span.c: span records and the span ioctls ---- */
 
-long spanalloc_span_alloc_ioctl(struct spanalloc_file *sf, void __user *arg);
-long spanalloc_span_free_ioctl(struct spanalloc_file *sf, void __user *arg);
-long spanalloc_span_alloc_batch_ioctl(struct spanalloc_file *sf,
-				      void __user *arg);
-long spanalloc_span_free_batch_ioctl(struct spanalloc_file *sf,
-				     void __user *arg);
-long spanalloc_span_resize_ioctl(struct spanalloc_file *sf, void __user *arg);
+long spanalloc_span_alloc_ioctl(void __user *arg);
+long spanalloc_span_free_ioctl(void __user *arg);
+long spanalloc_span_alloc_batch_ioctl(void __user *arg);
+long spanalloc_span_free_batch_ioctl(void __user *arg);
+long spanalloc_span_resize_ioctl(void __user *arg);
 void spanalloc_span_release(struct spanalloc_heap *heap,
 			    struct spanalloc_span *span);
 int spanalloc_span_clone_all(struct spanalloc_heap *dst,

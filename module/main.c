@@ -62,33 +62,15 @@ unsigned long spanalloc_max_frames(void)
 	return limit ? limit : totalram_pages() / 4 * 3;
 }
 
-/* Each open is a new set of heaps, one per address space that maps it. */
-static int spanalloc_open(struct inode *inode, struct file *file)
-{
-	struct spanalloc_file *sf = spanalloc_file_create();
-
-	if (!sf)
-		return -ENOMEM;
-	file->private_data = sf;
-	return 0;
-}
-
-/* The last reference is gone; every arena VMA holding the file went first. */
-static int spanalloc_release(struct inode *inode, struct file *file)
-{
-	spanalloc_file_destroy(file->private_data);
-	return 0;
-}
-
 /* Make the arena of the caller's heap, or map the view of its spans. */
 static int spanalloc_mmap(struct file *file, struct vm_area_struct *vma)
 {
 	if (vma->vm_pgoff == SPANALLOC_VIEW_OFFSET >> PAGE_SHIFT)
-		return spanalloc_view_mmap(file->private_data, vma);
-	return spanalloc_heap_mmap(file->private_data, vma);
+		return spanalloc_view_mmap(vma);
+	return spanalloc_heap_mmap(vma);
 }
 
-static long spanalloc_info_ioctl(struct spanalloc_file *sf, void __user *arg)
+static long spanalloc_info_ioctl(void __user *arg)
 {
 	struct spanalloc_info info = {
 		.abi_version = SPANALLOC_ABI_VERSION,
@@ -98,7 +80,7 @@ static long spanalloc_info_ioctl(struct spanalloc_file *sf, void __user *arg)
 	};
 	struct spanalloc_heap *heap;
 
-	heap = spanalloc_heap_find(sf, current->mm);
+	heap = spanalloc_heap_find(current->mm);
 	if (heap) {
 		mutex_lock(&heap->lock);
 		if (!heap->dead) {
@@ -120,24 +102,23 @@ static long spanalloc_info_ioctl(struct spanalloc_file *sf, void __user *arg)
 static long spanalloc_ioctl(struct file *file, unsigned int cmd,
 			    unsigned long arg)
 {
-	struct spanalloc_file *sf = file->private_data;
 	void __user *uarg = (void __user *)arg;
 
 	switch (cmd) {
 	case SPANALLOC_IOC_INFO:
-		return spanalloc_info_ioctl(sf, uarg);
+		return spanalloc_info_ioctl(uarg);
 	case SPANALLOC_IOC_SPAN_ALLOC:
-		return spanalloc_span_alloc_ioctl(sf, uarg);
+		return spanalloc_span_alloc_ioctl(uarg);
 	case SPANALLOC_IOC_SPAN_FREE:
-		return spanalloc_span_free_ioctl(sf, uarg);
+		return spanalloc_span_free_ioctl(uarg);
 	case SPANALLOC_IOC_SPAN_ALLOC_BATCH:
-		return spanalloc_span_alloc_batch_ioctl(sf, uarg);
+		return spanalloc_span_alloc_batch_ioctl(uarg);
 	case SPANALLOC_IOC_SPAN_FREE_BATCH:
-		return spanalloc_span_free_batch_ioctl(sf, uarg);
+		return spanalloc_span_free_batch_ioctl(uarg);
 	case SPANALLOC_IOC_SPAN_RESIZE:
-		return spanalloc_span_resize_ioctl(sf, uarg);
+		return spanalloc_span_resize_ioctl(uarg);
 	case SPANALLOC_IOC_HEAP_STATS:
-		return spanalloc_heap_stats_ioctl(sf, uarg);
+		return spanalloc_heap_stats_ioctl(uarg);
 	default:
 		return -ENOTTY;
 	}
@@ -145,8 +126,6 @@ static long spanalloc_ioctl(struct file *file, unsigned int cmd,
 
 static const struct file_operations spanalloc_fops = {
 	.owner		= THIS_MODULE,
-	.open		= spanalloc_open,
-	.release	= spanalloc_release,
 	.mmap		= spanalloc_mmap,
 	.unlocked_ioctl	= spanalloc_ioctl,
 	.compat_ioctl	= compat_ptr_ioctl,

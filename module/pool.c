@@ -4,7 +4,9 @@
  *
  * One pool per memory cgroup, shared by every heap of that cgroup: a frame
  * stays charged to the cgroup that first allocated it (the kernel offers
- * modules no way to move a charge), so it may only be reused there.
+ * modules no way to move a charge), so it may only be reused there. New
+ * frames are charged to the pool's cgroup (set_active_memcg()), not to
+ * whichever task happens to ask.
  *
  * Frames come from the buddy allocator in the largest chunks it gives
  * cheaply: as high an order as the request needs, up to 2 MiB (order 9),
@@ -417,6 +419,7 @@ static int pool_take_buddy(struct page **pages, unsigned long nr,
 int spanalloc_pool_take(struct spanalloc_pool *pool, struct page **pages,
 			unsigned long nr, unsigned long *done)
 {
+	struct mem_cgroup *old_memcg;
 	int err;
 
 	*done = 0;
@@ -425,11 +428,18 @@ int spanalloc_pool_take(struct spanalloc_pool *pool, struct page **pages,
 	pool_take_shared(pool, pages, nr, done, false);
 	pool_pcp_take(pool, pages, nr, done, false);
 	pool_take_shared(pool, pages, nr, done, true);
+	/*
+	 * New frames are charged to the pool's cgroup, whoever asks: a heap
+	 * made in one cgroup may be used by a task that moved to another, or
+	 * refault through another's GUP (ptrace, process_vm_readv).
+	 */
+	old_memcg = set_active_memcg(pool->memcg);
 	err = pool_take_buddy(pages, nr, done);
 	if (err == -ENOMEM && pool_pcp_drain(pool, ULONG_MAX, true)) {
 		pool_take_shared(pool, pages, nr, done, false);
 		err = pool_take_buddy(pages, nr, done);
 	}
+	set_active_memcg(old_memcg);
 	return err;
 }
 

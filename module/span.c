@@ -1,14 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * spanalloc spans: the records of a heap's spans and the SPAN_ALLOC /
- * SPAN_FREE ioctls.
+ * spanalloc spans: the records of a heap's spans, the span ioctls and the
+ * arena's fault handler.
  *
  * SPAN_ALLOC takes the best-fitting free run of the arena, fills it with
  * fresh zeroed frames and installs all their PTEs in batches with
  * vm_insert_pages() before returning, so the program never takes a fault
  * on a new span. SPAN_FREE removes the span's PTEs in the caller's address
- * space only (a fork() child keeps its copy-on-write image), gives the range
- * back and drops the heap's reference on the frames.
+ * space only, gives the range back and lets go of the heap's frames (a
+ * fork() relative keeps those it owns too). The fault handler maps the
+ * heap's own frame, copying it first if a relative still owns it (see the
+ * mapping model in heap.c).
  *
  * Records live in a maple tree indexed by arena page: one entry covers all
  * the pages of its span, so "which span holds this page" is one lookup.
@@ -47,7 +49,7 @@ void spanalloc_span_release(struct spanalloc_heap *heap,
 	heap->class_spans[span->size_class]--;
 	heap->class_pages[span->size_class] -= span->pages;
 	atomic_long_dec(&spanalloc_stats.spans);
-	spanalloc_frames_put(span->frames);
+	spanalloc_frames_free(span->frames);
 	kfree(span->spare);
 	kfree(span);
 }
@@ -156,7 +158,7 @@ static int span_alloc_locked(struct spanalloc_heap *heap,
 out_unmap:
 	spanalloc_zap(vma, span_addr(heap, span), span->pages << PAGE_SHIFT);
 out_put_frames:
-	spanalloc_frames_put(span->frames);
+	spanalloc_frames_free(span->frames);
 out_free_range:
 	spanalloc_range_free(&heap->free, span->first, span->pages,
 			     span->spare);
@@ -189,6 +191,7 @@ static int span_free_locked(struct spanalloc_heap *heap,
 {
 	struct spanalloc_frames *empty;
 	struct spanalloc_span *span;
+	int err;
 
 	if (heap->dead)
 		return -ENXIO;
@@ -201,14 +204,23 @@ static int span_free_locked(struct spanalloc_heap *heap,
 		if (IS_ERR(empty))
 			return PTR_ERR(empty);
 		spanalloc_zap(vma, addr, span->pages << PAGE_SHIFT);
-		spanalloc_frames_put(span->frames);
+		spanalloc_frames_free(span->frames);
 		span->frames = empty;
 		heap->spans_freed++;
 		return 0;
 	}
+	/*
+	 * The one step that can fail goes first: an erase that rebalances
+	 * the tree needs memory, and a record left in the tree must not be
+	 * freed.
+	 */
+	err = mtree_store_range(&heap->spans, span->first,
+				span->first + span->pages - 1, NULL,
+				GFP_KERNEL_ACCOUNT);
+	if (err)
+		return err;
 	spanalloc_zap(vma, addr, span->pages << PAGE_SHIFT);
 	spanalloc_view_clear(heap, span);
-	mtree_erase(&heap->spans, span->first);
 	spanalloc_range_free(&heap->free, span->first, span->pages,
 			     span->spare);
 	span->spare = NULL;
@@ -315,11 +327,9 @@ static int span_resize_locked(struct spanalloc_heap *heap,
 	if (pages == span->pages)
 		return 0;
 	/*
-	 * A fork() relative's span lists the same frames: both would have
-	 * to change, and the relative's range may be taken. Refuse.
+	 * A fork() relative has its own record and set: it keeps the frames
+	 * it owns whatever this one becomes.
 	 */
-	if (kref_read(&span->frames->kref) != 1)
-		return -EBUSY;
 	if (pages > span->pages)
 		return span_grow(heap, vma, span, pages - span->pages);
 	return span_shrink(heap, vma, span, pages);
@@ -336,10 +346,9 @@ struct span_call_args {
 
 /*
  * Run @op on current's heap with the mmap lock held for read and the heap
- * lock held, the arena's protection made writable first if @writable.
+ * lock held.
  */
-static int span_call(struct spanalloc_file *sf, bool writable,
-		     int (*op)(struct spanalloc_heap *heap,
+static int span_call(int (*op)(struct spanalloc_heap *heap,
 			       struct vm_area_struct *vma,
 			       struct span_call_args *args),
 		     struct span_call_args *args)
@@ -348,7 +357,7 @@ static int span_call(struct spanalloc_file *sf, bool writable,
 	struct vm_area_struct *vma;
 	int err;
 
-	heap = spanalloc_heap_find(sf, current->mm);
+	heap = spanalloc_heap_find(current->mm);
 	if (!heap)
 		return -ENXIO;
 	if (mmap_read_lock_killable(heap->mm)) {
@@ -356,18 +365,6 @@ static int span_call(struct spanalloc_file *sf, bool writable,
 		goto out_put;
 	}
 	vma = spanalloc_heap_vma(heap);
-	if (vma && writable && !spanalloc_heap_vma_writable(vma)) {
-		/* Rare: after mmap() or mprotect(). Needs the write lock. */
-		mmap_read_unlock(heap->mm);
-		err = spanalloc_heap_make_writable(heap);
-		if (err)
-			goto out_put;
-		if (mmap_read_lock_killable(heap->mm)) {
-			err = -EINTR;
-			goto out_put;
-		}
-		vma = spanalloc_heap_vma(heap);
-	}
 	if (vma) {
 		mutex_lock(&heap->lock);
 		heap->calls++;
@@ -428,22 +425,21 @@ static int span_resize_op(struct spanalloc_heap *heap,
 }
 
 /* Take back spans made by a call whose results could not reach the user. */
-static void span_unmake(struct spanalloc_file *sf, u64 *addrs, u32 count)
+static void span_unmake(u64 *addrs, u32 count)
 {
 	struct span_call_args args = { .count = count, .addrs = addrs };
 
-	span_call(sf, false, span_free_op, &args);
+	span_call(span_free_op, &args);
 }
 
 /**
  * spanalloc_span_alloc_ioctl() - SPANALLOC_IOC_SPAN_ALLOC
- * @sf:		the file.
  * @arg:	user pointer to a &struct spanalloc_span_alloc.
  *
  * Context: process context; takes the mmap lock and the heap lock.
  * Return: 0 or a negative errno, as uapi/spanalloc.h documents.
  */
-long spanalloc_span_alloc_ioctl(struct spanalloc_file *sf, void __user *arg)
+long spanalloc_span_alloc_ioctl(void __user *arg)
 {
 	struct spanalloc_span_alloc __user *ureq = arg;
 	struct spanalloc_span_alloc req;
@@ -465,12 +461,12 @@ long spanalloc_span_alloc_ioctl(struct spanalloc_file *sf, void __user *arg)
 		.pages = req.pages, .size_class = req.size_class,
 		.count = 1, .addrs = &addr,
 	};
-	err = span_call(sf, true, span_alloc_op, &args);
+	err = span_call(span_alloc_op, &args);
 	if (err)
 		return err;
 	if (put_user(addr, &ureq->addr)) {
 		/* Nobody will ever know the address: take the span back. */
-		span_unmake(sf, &addr, 1);
+		span_unmake(&addr, 1);
 		return -EFAULT;
 	}
 	return 0;
@@ -478,13 +474,12 @@ long spanalloc_span_alloc_ioctl(struct spanalloc_file *sf, void __user *arg)
 
 /**
  * spanalloc_span_free_ioctl() - SPANALLOC_IOC_SPAN_FREE
- * @sf:		the file.
  * @arg:	user pointer to a &struct spanalloc_span_free.
  *
  * Context: process context; takes the mmap lock and the heap lock.
  * Return: 0 or a negative errno, as uapi/spanalloc.h documents.
  */
-long spanalloc_span_free_ioctl(struct spanalloc_file *sf, void __user *arg)
+long spanalloc_span_free_ioctl(void __user *arg)
 {
 	struct spanalloc_span_free req;
 	struct span_call_args args;
@@ -497,19 +492,17 @@ long spanalloc_span_free_ioctl(struct spanalloc_file *sf, void __user *arg)
 	args = (struct span_call_args){
 		.flags = req.flags, .count = 1, .addrs = &req.addr,
 	};
-	return span_call(sf, false, span_free_op, &args);
+	return span_call(span_free_op, &args);
 }
 
 /**
  * spanalloc_span_alloc_batch_ioctl() - SPANALLOC_IOC_SPAN_ALLOC_BATCH
- * @sf:		the file.
  * @arg:	user pointer to a &struct spanalloc_span_alloc_batch.
  *
  * Context: process context; takes the mmap lock and the heap lock.
  * Return: 0 or a negative errno, as uapi/spanalloc.h documents.
  */
-long spanalloc_span_alloc_batch_ioctl(struct spanalloc_file *sf,
-				      void __user *arg)
+long spanalloc_span_alloc_batch_ioctl(void __user *arg)
 {
 	struct spanalloc_span_alloc_batch __user *ureq = arg;
 	struct spanalloc_span_alloc_batch req;
@@ -538,13 +531,13 @@ long spanalloc_span_alloc_batch_ioctl(struct spanalloc_file *sf,
 		.pages = req.pages, .size_class = req.size_class,
 		.count = req.count, .addrs = addrs,
 	};
-	err = span_call(sf, true, span_alloc_op, &args);
+	err = span_call(span_alloc_op, &args);
 	if (err)
 		goto out_free;
 	if (copy_to_user(u64_to_user_ptr(req.addrs), addrs,
 			 args.count * sizeof(*addrs)) ||
 	    put_user(args.count, &ureq->count)) {
-		span_unmake(sf, addrs, args.count);
+		span_unmake(addrs, args.count);
 		err = -EFAULT;
 	}
 out_free:
@@ -554,14 +547,12 @@ out_free:
 
 /**
  * spanalloc_span_free_batch_ioctl() - SPANALLOC_IOC_SPAN_FREE_BATCH
- * @sf:		the file.
  * @arg:	user pointer to a &struct spanalloc_span_free_batch.
  *
  * Context: process context; takes the mmap lock and the heap lock.
  * Return: 0 or a negative errno, as uapi/spanalloc.h documents.
  */
-long spanalloc_span_free_batch_ioctl(struct spanalloc_file *sf,
-				     void __user *arg)
+long spanalloc_span_free_batch_ioctl(void __user *arg)
 {
 	struct spanalloc_span_free_batch __user *ureq = arg;
 	struct spanalloc_span_free_batch req;
@@ -583,7 +574,7 @@ long spanalloc_span_free_batch_ioctl(struct spanalloc_file *sf,
 	args = (struct span_call_args){
 		.flags = req.flags, .count = req.count, .addrs = addrs,
 	};
-	err = span_call(sf, false, span_free_op, &args);
+	err = span_call(span_free_op, &args);
 	if (err != -ENXIO && put_user(args.count, &ureq->count))
 		err = -EFAULT;
 	kfree(addrs);
@@ -592,13 +583,12 @@ long spanalloc_span_free_batch_ioctl(struct spanalloc_file *sf,
 
 /**
  * spanalloc_span_resize_ioctl() - SPANALLOC_IOC_SPAN_RESIZE
- * @sf:		the file.
  * @arg:	user pointer to a &struct spanalloc_span_resize.
  *
  * Context: process context; takes the mmap lock and the heap lock.
  * Return: 0 or a negative errno, as uapi/spanalloc.h documents.
  */
-long spanalloc_span_resize_ioctl(struct spanalloc_file *sf, void __user *arg)
+long spanalloc_span_resize_ioctl(void __user *arg)
 {
 	struct spanalloc_span_resize req;
 	struct span_call_args args;
@@ -615,18 +605,18 @@ long spanalloc_span_resize_ioctl(struct spanalloc_file *sf, void __user *arg)
 	args = (struct span_call_args){
 		.pages = req.pages, .count = 1, .addrs = &req.addr,
 	};
-	return span_call(sf, true, span_resize_op, &args);
+	return span_call(span_resize_op, &args);
 }
 
 /**
  * spanalloc_span_clone_all() - give @dst a record for every span of @src
  * @dst:	a new heap for a fork() child, not yet visible to anyone.
- * @src:	the parent's heap.
+ * @src:	the parent's heap, whose page table entries are gone.
  *
- * The copies share the frames of the originals.
+ * The copies list the frames of the originals (see spanalloc_frames_fork()).
  *
  * Context: caller holds @src->lock and the mmap locks of both mms.
- * Return: 0, or -ENOMEM with @dst holding no span.
+ * Return: 0, or -ENOMEM or -EINTR with @dst holding no span.
  */
 int spanalloc_span_clone_all(struct spanalloc_heap *dst,
 			     struct spanalloc_heap *src)
@@ -645,12 +635,16 @@ int spanalloc_span_clone_all(struct spanalloc_heap *dst,
 			break;
 		}
 		copy->first = span->first;
-		copy->frames = span->frames;
-		spanalloc_frames_get(copy->frames);
+		copy->frames = spanalloc_frames_fork(span->frames);
+		if (IS_ERR(copy->frames)) {
+			err = PTR_ERR(copy->frames);
+			kfree(copy->spare);
+			kfree(copy);
+			break;
+		}
 		err = span_record(dst, copy);
 		if (err) {
-			copy->frames = NULL;
-			spanalloc_frames_put(span->frames);
+			spanalloc_frames_free(copy->frames);
 			kfree(copy->spare);
 			kfree(copy);
 			break;
@@ -666,74 +660,90 @@ int spanalloc_span_clone_all(struct spanalloc_heap *dst,
 	return err;
 }
 
+/* Pages mapped ahead of a fault, when the heap owns them alone. */
+#define SPANALLOC_FAULT_AROUND	16UL
+
+/*
+ * After a fault mapped page @index of @span at @addr, map the next pages of
+ * the span whose frames the heap owns alone, as one batch: a process that
+ * forked and touches its heap again takes one fault per 16 pages, not one
+ * per page. Stops at the first hole, shared frame or present entry.
+ */
+static void span_fault_around(struct vm_area_struct *vma, unsigned long addr,
+			      struct spanalloc_span *span, unsigned long index)
+{
+	struct spanalloc_frames *frames = span->frames;
+	unsigned long n = 0, num, end;
+
+	end = min(span->pages, index + 1 + SPANALLOC_FAULT_AROUND);
+	while (index + 1 + n < end) {
+		struct page *page = frames->pages[index + 1 + n];
+
+		if (!page || spanalloc_frame_shared(page))
+			break;
+		n++;
+	}
+	if (!n)
+		return;
+	num = n;
+	/* An entry already there ends the batch early (-EBUSY): fine. */
+	vm_insert_pages(vma, addr + PAGE_SIZE, frames->pages + index + 1, &num);
+}
+
 /**
- * spanalloc_span_fault() - refill an arena page whose PTE was dropped
+ * spanalloc_span_fault() - map the heap's frame at a faulting arena page
  * @heap:	the heap of the faulting VMA.
  * @vmf:	the fault.
  *
  * Spans are fully mapped when made, so a fault inside the arena means the
  * page is outside every span (SIGBUS, like touching a freed span), its
- * frame was given back by SPANALLOC_FREE_KEEP_RANGE, or its PTE was dropped
- * by madvise(MADV_DONTNEED). Such a page reads back as zeroes, as anonymous
- * memory does: a hole gets a frame from the pool; a frame the heap alone
- * holds is zeroed and mapped again; when a fork() relative or a pinned I/O
- * may still see the frame, a new zeroed page takes its place in this
- * mapping only.
+ * frame was given back by SPANALLOC_FREE_KEEP_RANGE (a hole: it gets a
+ * zeroed frame), its entry was removed at fork() or by MADV_DONTNEED (the
+ * frame is mapped again, with its data), or a GUP user (ptrace, O_DIRECT,
+ * a core dump) reaches a page not mapped yet. A frame that a fork()
+ * relative still owns is first replaced by a copy of its own.
  *
- * Context: the mmap lock or the VMA lock is held for read.
- * Return: VM_FAULT_NOPAGE, VM_FAULT_SIGBUS or VM_FAULT_OOM.
+ * A limit or a failed allocation raises SIGBUS: VM_FAULT_OOM outside a
+ * memory cgroup OOM would only retry the fault forever.
+ *
+ * Context: the mmap lock is held for read.
+ * Return: VM_FAULT_NOPAGE or VM_FAULT_SIGBUS.
  */
 vm_fault_t spanalloc_span_fault(struct spanalloc_heap *heap,
 				struct vm_fault *vmf)
 {
 	unsigned long index = (vmf->address - heap->arena_start) >> PAGE_SHIFT;
+	unsigned long addr = vmf->address & PAGE_MASK;
 	struct spanalloc_frames *frames;
 	struct spanalloc_span *span;
-	struct page *page;
-	bool alone;
-	vm_fault_t ret;
-	int err;
+	vm_fault_t ret = VM_FAULT_SIGBUS;
+	int err = 0;
 
 	mutex_lock(&heap->lock);
 	span = heap->dead ? NULL : mtree_load(&heap->spans, index);
-	if (!span) {
-		ret = VM_FAULT_SIGBUS;
+	if (!span)
 		goto out_unlock;
-	}
 	frames = span->frames;
 	index -= span->first;
-	alone = kref_read(&frames->kref) == 1;
-	if (alone && !frames->pages[index]) {
-		/* A hole of a KEEP_RANGE span: a fresh zeroed frame. */
+	if (!frames->pages[index]) {
 		err = spanalloc_frames_fill(frames, index);
-		if (err) {
-			ret = err == -EINTR ? VM_FAULT_SIGBUS : VM_FAULT_OOM;
-			goto out_unlock;
-		}
-		page = frames->pages[index];
-		get_page(page);
-	} else if (alone && page_count(frames->pages[index]) == 1) {
-		page = frames->pages[index];
-		clear_highpage(page);
-		get_page(page);
-	} else {
-		/* Someone else may see the frame: a private zeroed page. */
-		page = alloc_page(GFP_HIGHUSER | __GFP_ZERO | __GFP_ACCOUNT);
-		if (!page) {
-			ret = VM_FAULT_OOM;
-			goto out_unlock;
+	} else if (spanalloc_frame_shared(frames->pages[index])) {
+		err = spanalloc_frames_unshare(frames, index);
+		if (!err) {
+			heap->cow_copies++;
+			atomic_long_inc(&spanalloc_stats.cow_copies);
 		}
 	}
-	/* The PTE takes its own reference; ours goes. */
-	err = vm_insert_page(vmf->vma, vmf->address & PAGE_MASK, page);
-	put_page(page);
-	if (err && err != -EBUSY) {
-		ret = err == -ENOMEM ? VM_FAULT_OOM : VM_FAULT_SIGBUS;
-	} else {
-		atomic_long_inc(&spanalloc_stats.fault_refills);
-		heap->fault_refills++;
-		ret = VM_FAULT_NOPAGE;
-	}
+	if (err)
+		goto out_unlock;
+	/* The entry takes its own page reference. */
+	err = vm_insert_page(vmf->vma, addr, frames->pages[index]);
+	if (err && err != -EBUSY)
+		goto out_unlock;
+	span_fault_around(vmf->vma, addr, span, index);
+	atomic_long_inc(&spanalloc_stats.fault_refills);
+	heap->fault_refills++;
+	ret = VM_FAULT_NOPAGE;
 out_unlock:
 	mutex_unlock(&heap->lock);
 	return ret;

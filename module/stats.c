@@ -5,7 +5,9 @@
  * heap in debugfs, spanalloc/heaps; the caller's heap through
  * SPANALLOC_IOC_HEAP_STATS. README.md ("Observing") lists them all.
  *
- * Lock order: all_heaps_lock (mutex) -> spanalloc_heap.lock.
+ * The debugfs reader walks the table of heaps (heap.c) under its spinlock
+ * and reads each heap's counters with READ_ONCE(), never taking a heap
+ * lock: a heap busy in a long call cannot stall it, nor it anyone.
  */
 #include <linux/debugfs.h>
 #include <linux/device.h>
@@ -82,6 +84,12 @@ static struct spanalloc_stat_attr spanalloc_stat_attrs[] = {
 	{ __ATTR(spans, 0444, spanalloc_stat_show, NULL), STAT(spans) },
 	{ __ATTR(fault_refills, 0444, spanalloc_stat_show, NULL),
 	  STAT(fault_refills) },
+	{ __ATTR(cow_copies, 0444, spanalloc_stat_show, NULL),
+	  STAT(cow_copies) },
+	{ __ATTR(fork_shared, 0444, spanalloc_stat_show, NULL),
+	  STAT(fork_shared) },
+	{ __ATTR(fork_pinned, 0444, spanalloc_stat_show, NULL),
+	  STAT(fork_pinned) },
 };
 
 static struct attribute *spanalloc_stats_attrs[] = {
@@ -96,6 +104,9 @@ static struct attribute *spanalloc_stats_attrs[] = {
 	&spanalloc_stat_attrs[8].attr.attr,
 	&spanalloc_stat_attrs[9].attr.attr,
 	&spanalloc_stat_attrs[10].attr.attr,
+	&spanalloc_stat_attrs[11].attr.attr,
+	&spanalloc_stat_attrs[12].attr.attr,
+	&spanalloc_stat_attrs[13].attr.attr,
 	&dev_attr_chunks_by_order.attr,
 	&dev_attr_pcp_frames.attr,
 	NULL
@@ -114,32 +125,7 @@ const struct attribute_group *spanalloc_stats_groups[] = {
 	NULL
 };
 
-/* Every heap in the system, for the debugfs view. */
-static LIST_HEAD(all_heaps);
-static DEFINE_MUTEX(all_heaps_lock);	/* protects all_heaps */
 static struct dentry *spanalloc_debugfs;
-
-/**
- * spanalloc_stats_add_heap() - list a new heap for debugfs
- * @heap:	the heap, not yet visible elsewhere.
- */
-void spanalloc_stats_add_heap(struct spanalloc_heap *heap)
-{
-	mutex_lock(&all_heaps_lock);
-	list_add_tail(&heap->all_node, &all_heaps);
-	mutex_unlock(&all_heaps_lock);
-}
-
-/**
- * spanalloc_stats_del_heap() - unlist a heap about to be freed
- * @heap:	the heap.
- */
-void spanalloc_stats_del_heap(struct spanalloc_heap *heap)
-{
-	mutex_lock(&all_heaps_lock);
-	list_del(&heap->all_node);
-	mutex_unlock(&all_heaps_lock);
-}
 
 /* The process owning @mm, as "pid comm", when the kernel keeps track. */
 static void heaps_show_owner(struct seq_file *m, struct mm_struct *mm)
@@ -159,36 +145,36 @@ static void heaps_show_owner(struct seq_file *m, struct mm_struct *mm)
 	seq_puts(m, "- -");
 }
 
+/* One line of debugfs spanalloc/heaps; see heaps_show(). */
+static void heaps_show_one(struct spanalloc_heap *heap, void *arg)
+{
+	struct seq_file *m = arg;
+	unsigned long spans;
+	int class;
+
+	heaps_show_owner(m, heap->mm);
+	seq_printf(m, " %lu %lu %lu %lu %lu %lu %lu",
+		   READ_ONCE(heap->nr_spans), READ_ONCE(heap->nr_pages),
+		   READ_ONCE(heap->spans_made), READ_ONCE(heap->spans_freed),
+		   READ_ONCE(heap->calls), READ_ONCE(heap->fault_refills),
+		   READ_ONCE(heap->cow_copies));
+	for (class = 0; class < SPANALLOC_NUM_CLASSES; class++) {
+		spans = READ_ONCE(heap->class_spans[class]);
+		if (spans)
+			seq_printf(m, " %d:%lu:%lu", class, spans,
+				   READ_ONCE(heap->class_pages[class]));
+	}
+	seq_putc(m, '\n');
+}
+
 /*
  * One line per live heap:
- *   pid comm spans pages made freed calls refills class:spans:pages...
+ *   pid comm spans pages made freed calls refills copies class:spans:pages...
  */
 static int heaps_show(struct seq_file *m, void *unused)
 {
-	struct spanalloc_heap *heap;
-	int class;
-
-	seq_puts(m, "# pid comm spans pages made freed calls refills [class:spans:pages...]\n");
-	mutex_lock(&all_heaps_lock);
-	list_for_each_entry(heap, &all_heaps, all_node) {
-		mutex_lock(&heap->lock);
-		if (heap->dead) {
-			mutex_unlock(&heap->lock);
-			continue;
-		}
-		heaps_show_owner(m, heap->mm);
-		seq_printf(m, " %lu %lu %lu %lu %lu %lu", heap->nr_spans,
-			   heap->nr_pages, heap->spans_made, heap->spans_freed,
-			   heap->calls, heap->fault_refills);
-		for (class = 0; class < SPANALLOC_NUM_CLASSES; class++)
-			if (heap->class_spans[class])
-				seq_printf(m, " %d:%lu:%lu", class,
-					   heap->class_spans[class],
-					   heap->class_pages[class]);
-		seq_putc(m, '\n');
-		mutex_unlock(&heap->lock);
-	}
-	mutex_unlock(&all_heaps_lock);
+	seq_puts(m, "# pid comm spans pages made freed calls refills copies [class:spans:pages...]\n");
+	spanalloc_heap_for_each(heaps_show_one, m);
 	return 0;
 }
 DEFINE_SHOW_ATTRIBUTE(heaps);
@@ -215,13 +201,12 @@ void spanalloc_debugfs_exit(void)
 
 /**
  * spanalloc_heap_stats_ioctl() - SPANALLOC_IOC_HEAP_STATS
- * @sf:		the file.
  * @arg:	user pointer to a &struct spanalloc_heap_stats.
  *
  * Context: process context; takes the heap lock.
  * Return: 0 or a negative errno, as uapi/spanalloc.h documents.
  */
-long spanalloc_heap_stats_ioctl(struct spanalloc_file *sf, void __user *arg)
+long spanalloc_heap_stats_ioctl(void __user *arg)
 {
 	struct spanalloc_heap_stats __user *ureq = arg;
 	struct spanalloc_class_stat *classes = NULL;
@@ -238,7 +223,7 @@ long spanalloc_heap_stats_ioctl(struct spanalloc_file *sf, void __user *arg)
 		return -EINVAL;
 	n = req.nr_classes;
 
-	heap = spanalloc_heap_find(sf, current->mm);
+	heap = spanalloc_heap_find(current->mm);
 	if (!heap)
 		return -ENXIO;
 	if (n) {

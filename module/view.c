@@ -165,13 +165,12 @@ static struct page *view_page(struct spanalloc_heap *heap, unsigned long index)
 
 static vm_fault_t spanalloc_view_fault(struct vm_fault *vmf)
 {
-	struct spanalloc_file *sf = vmf->vma->vm_private_data;
 	unsigned long index = vmf->pgoff - (SPANALLOC_VIEW_OFFSET >> PAGE_SHIFT);
 	struct spanalloc_heap *heap;
 	struct page *page;
 	vm_fault_t ret;
 
-	heap = spanalloc_heap_find(sf, vmf->vma->vm_mm);
+	heap = spanalloc_heap_find(vmf->vma->vm_mm);
 	if (!heap)
 		return VM_FAULT_SIGBUS;
 	mutex_lock(&heap->lock);
@@ -207,21 +206,20 @@ static const struct vm_operations_struct spanalloc_view_vm_ops = {
 
 /**
  * spanalloc_view_mmap() - map the span view of current's heap
- * @sf:		the file.
  * @vma:	the new VMA, at offset %SPANALLOC_VIEW_OFFSET.
  *
  * Context: the core mm holds the mmap lock for write.
  * Return: 0; -ENXIO without an arena; -EINVAL for a writable or executable
  * mapping or one larger than the view.
  */
-int spanalloc_view_mmap(struct spanalloc_file *sf, struct vm_area_struct *vma)
+int spanalloc_view_mmap(struct vm_area_struct *vma)
 {
 	struct spanalloc_heap *heap;
 	unsigned long bytes;
 
 	if (vma->vm_flags & (VM_WRITE | VM_EXEC))
 		return -EINVAL;
-	heap = spanalloc_heap_find(sf, vma->vm_mm);
+	heap = spanalloc_heap_find(vma->vm_mm);
 	if (!heap)
 		return -ENXIO;
 	bytes = spanalloc_view_bytes(heap);
@@ -232,6 +230,5 @@ int spanalloc_view_mmap(struct spanalloc_file *sf, struct vm_area_struct *vma)
 	vm_flags_clear(vma, VM_MAYWRITE | VM_MAYEXEC);
 	vm_flags_set(vma, VM_DONTEXPAND);
 	vma->vm_ops = &spanalloc_view_vm_ops;
-	vma->vm_private_data = sf;
 	return 0;
 }

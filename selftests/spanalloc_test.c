@@ -142,7 +142,7 @@ FIXTURE_SETUP(dev)
 	self->fd = open(DEV, O_RDWR | O_CLOEXEC);
 	ASSERT_LE(0, self->fd);
 	self->arena = mmap(NULL, ARENA_BYTES, PROT_READ | PROT_WRITE,
-			   MAP_PRIVATE, self->fd, 0);
+			   MAP_SHARED, self->fd, 0);
 	ASSERT_NE(MAP_FAILED, self->arena);
 }
 
@@ -1002,7 +1002,7 @@ TEST_F(bare, span_ioctls_without_arena_enxio)
 
 TEST_F(dev, second_arena_ebusy)
 {
-	void *p = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE,
+	void *p = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_SHARED,
 		       self->fd, 0);
 
 	EXPECT_EQ(MAP_FAILED, p);
@@ -1018,12 +1018,12 @@ TEST_F(bare, mmap_misuse)
 		size_t len;
 		int err;
 	} cases[] = {
-		{ "shared", PROT_READ | PROT_WRITE, MAP_SHARED, 0, 1 << 20,
+		{ "private", PROT_READ | PROT_WRITE, MAP_PRIVATE, 0, 1 << 20,
 		  EINVAL },
-		{ "offset", PROT_READ | PROT_WRITE, MAP_PRIVATE, 1 << 12,
+		{ "offset", PROT_READ | PROT_WRITE, MAP_SHARED, 1 << 12,
 		  1 << 20, EINVAL },
-		{ "read-only", PROT_READ, MAP_PRIVATE, 0, 1 << 20, EINVAL },
-		{ "exec", PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE, 0,
+		{ "read-only", PROT_READ, MAP_SHARED, 0, 1 << 20, EINVAL },
+		{ "exec", PROT_READ | PROT_WRITE | PROT_EXEC, MAP_SHARED, 0,
 		  1 << 20, EPERM },
 	};
 	struct spanalloc_info info;
@@ -1040,11 +1040,11 @@ TEST_F(bare, mmap_misuse)
 	ASSERT_EQ(0, ioctl(self->fd, SPANALLOC_IOC_INFO, &info));
 	errno = 0;
 	p = mmap(NULL, info.arena_max_bytes + (1UL << 20),
-		 PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, self->fd, 0);
+		 PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, self->fd, 0);
 	EXPECT_EQ(MAP_FAILED, p);
 	EXPECT_EQ(EINVAL, errno);
 	/* None of that left a heap behind: a good mmap still works. */
-	p = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE, self->fd, 0);
+	p = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_SHARED, self->fd, 0);
 	EXPECT_NE(MAP_FAILED, p);
 }
 
@@ -1088,7 +1088,11 @@ TEST_F(dev, mremap_refused)
 	EXPECT_EQ(MAP_FAILED, p);
 }
 
-TEST_F(dev, madvise_dontneed_reads_zero)
+/*
+ * A shared mapping: MADV_DONTNEED drops the entries, the data stays and a
+ * refault maps it again (one fault maps the page and the next ones).
+ */
+TEST_F(dev, madvise_dontneed_keeps_data)
 {
 	long refills = read_stat("fault_refills");
 	char *span = NULL;
@@ -1096,9 +1100,9 @@ TEST_F(dev, madvise_dontneed_reads_zero)
 	ASSERT_EQ(0, span_alloc(self->fd, 2, 0, (void **)&span));
 	memset(span, 7, 2 * self->page);
 	ASSERT_EQ(0, madvise(span, 2 * self->page, MADV_DONTNEED));
-	EXPECT_EQ(0, span[0]);
-	EXPECT_EQ(0, span[self->page + 5]);
-	EXPECT_EQ(refills + 2, read_stat("fault_refills"));
+	EXPECT_EQ(7, span[0]);
+	EXPECT_EQ(7, span[self->page + 5]);
+	EXPECT_EQ(refills + 1, read_stat("fault_refills"));
 	span[1] = 3;
 	EXPECT_EQ(3, span[1]);
 	EXPECT_EQ(0, span_free(self->fd, span));
@@ -1139,7 +1143,7 @@ TEST(exit_without_free_returns_frames)
 		int i;
 
 		if (fd < 0 || mmap(NULL, ARENA_BYTES, PROT_READ | PROT_WRITE,
-				   MAP_PRIVATE, fd, 0) == MAP_FAILED)
+				   MAP_SHARED, fd, 0) == MAP_FAILED)
 			_exit(2);
 		for (i = 0; i < 64; i++)
 			if (span_alloc(fd, 1 + i, 0, &span))
@@ -1171,7 +1175,7 @@ TEST(kill_9_returns_frames)
 		int fd = open(DEV, O_RDWR);
 		void *span = NULL;
 
-		mmap(NULL, ARENA_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE,
+		mmap(NULL, ARENA_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED,
 		     fd, 0);
 		span_alloc(fd, 100, 0, &span);
 		if (write(pipefd[1], "x", 1) != 1)
@@ -1354,8 +1358,8 @@ static int child_dontneed(void *arg)
 
 	if (madvise(fc->span, fc->bytes, MADV_DONTNEED))
 		return 1;
-	/* Reads back zero in the child ... */
-	if (fc->span[0] != 0)
+	/* The child's data is still there ... */
+	if (fc->span[0] != 0x11)
 		return 2;
 	fc->span[0] = 9;
 	return 0;
@@ -1669,25 +1673,31 @@ TEST_F(dev, resize_heap_limit_enomem)
 	write_param("heap_max_frames", old);
 }
 
+/* The child shrinks, grows and writes its copy of the span. */
 static int child_resizes(void *arg)
 {
 	struct fork_case *fc = arg;
 
-	if (span_resize(fc->fd, fc->span, 2) != -EBUSY)
+	if (span_resize(fc->fd, fc->span, 2))
 		return 1;
-	if (span_resize(fc->fd, fc->span, 16) != -EBUSY)
+	if (span_resize(fc->fd, fc->span, 16))
 		return 2;
-	return fc->span[0] == 0x11 ? 0 : 3;
+	if (fc->span[0] != 0x11 || fc->span[2 * page_size()] != 0)
+		return 3;
+	memset(fc->span, 0x22, 16 * page_size());
+	return 0;
 }
 
-TEST_F(dev, resize_after_fork_ebusy_until_child_exits)
+TEST_F(dev, resize_after_fork_each_side_its_own)
 {
 	struct fork_case fc = { .fd = self->fd, .bytes = 8 * self->page };
 
 	ASSERT_EQ(0, span_alloc(self->fd, 8, 0, (void **)&fc.span));
 	memset(fc.span, 0x11, fc.bytes);
 	EXPECT_EQ(0, in_child(child_resizes, &fc));
-	/* The child's copy went with it: the parent's span is its own. */
+	/* The parent's span is as it was, and grows on its own. */
+	EXPECT_EQ(0x11, fc.span[0]);
+	EXPECT_EQ(0x11, fc.span[fc.bytes - 1]);
 	EXPECT_EQ(0, span_resize(self->fd, fc.span, 16));
 	EXPECT_EQ(0x11, fc.span[fc.bytes - 1]);
 	EXPECT_EQ(0, fc.span[fc.bytes]);
@@ -1787,7 +1797,7 @@ TEST(memcg_limit_enomem)
 			_exit(4);
 		fd = open(DEV, O_RDWR);
 		if (fd < 0 || mmap(NULL, ARENA_BYTES, PROT_READ | PROT_WRITE,
-				   MAP_PRIVATE, fd, 0) == MAP_FAILED)
+				   MAP_SHARED, fd, 0) == MAP_FAILED)
 			_exit(2);
 		/* 64 MiB does not fit in 32: refused, not OOM-killed. */
 		if (span_alloc(fd, (64 << 20) / page_size(), 0, &span) != -ENOMEM)
@@ -1917,7 +1927,7 @@ TEST_F(dev, fd_passed_over_socket_has_no_heap)
 		if (span_alloc(fd, 1, 0, &mine) != -ENXIO)
 			_exit(4);
 		/* It may make a heap of its own. */
-		if (mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE,
+		if (mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_SHARED,
 			 fd, 0) == MAP_FAILED)
 			_exit(5);
 		if (span_alloc(fd, 1, 0, &mine))

@@ -18,16 +18,23 @@
  * DOC: spanalloc device
  *
  * Each process that opens /dev/spanalloc and maps it gets a *heap*: one
- * private, read-write mapping of the device at offset 0 is the heap's
- * *arena*, a fixed virtual range of at most &spanalloc_info.arena_max_bytes.
- * The module carves *spans* (runs of whole pages) out of the arena, backs
- * them with zeroed frames and installs their page table entries before the
- * ioctl returns, so touching a span never faults.
+ * shared (MAP_SHARED), read-write mapping of the device at offset 0 is the
+ * heap's *arena*, a fixed virtual range of at most
+ * &spanalloc_info.arena_max_bytes. The module carves *spans* (runs of whole
+ * pages) out of the arena, backs them with zeroed frames and installs their
+ * page table entries before the ioctl returns, so touching a span never
+ * faults. MAP_PRIVATE is refused (-EINVAL): the module, not the core mm,
+ * does the arena's copy-on-write.
  *
- * A heap belongs to the address space (mm) that mapped the arena. A process
- * that inherits the file (fork, exec, SCM_RIGHTS) has no heap until it maps
- * the arena itself; after fork() the child gets its own heap holding a
- * copy-on-write image of the parent's spans.
+ * A heap belongs to the address space (mm) that mapped the arena, and every
+ * ioctl acts on the caller's heap through any open file of the device: a
+ * process that closed its descriptor opens the device again and goes on. A
+ * process that inherits a descriptor (exec, SCM_RIGHTS) has no heap until
+ * it maps an arena itself; after fork() the child gets its own heap holding
+ * a copy-on-write image of the parent's spans: no write of one ever
+ * reaches the other. The module copies a frame when a relative that still
+ * shares it touches the page; a frame pinned for DMA at fork() stays the
+ * parent's and the child gets a copy at once.
  *
  * Errors: -ENOTTY for an unknown command, -EFAULT for an unreadable or
  * unwritable argument, -EINVAL for a bad field (including nonzero reserved
@@ -54,8 +61,11 @@
 #define SPANALLOC_VIEW_CLASS(e)		((__u32)((e) & 0xff))
 #define SPANALLOC_VIEW_FIRST(e)		((e) >> 8)
 
-/* Version of this ABI, reported by SPANALLOC_IOC_INFO. */
-#define SPANALLOC_ABI_VERSION		1
+/*
+ * Version of this ABI, reported by SPANALLOC_IOC_INFO. 2: the arena is a
+ * MAP_SHARED mapping (1 was MAP_PRIVATE); heaps are found by mm.
+ */
+#define SPANALLOC_ABI_VERSION		2
 
 /*
  * Largest size class tag a span can carry (0 means "no class": large); the
@@ -321,8 +331,8 @@ struct spanalloc_heap_stats {
  * field, @addr is not the start of a live span of the caller's heap, or the
  * span has a size class), -ENXIO (no arena), -ENOMEM (the pages after the
  * span are not all free arena space, or a heap, system or memory cgroup
- * limit), -EBUSY (the span's frames are shared with the copy a fork()
- * relative holds: allocate, copy and free instead) or -EINTR. On any error
+ * limit) or -EINTR. A fork() relative's copy of the span is not
+ * affected. On any error
  * the span is as it was. Modules older than this command answer -ENOTTY.
  */
 #define SPANALLOC_IOC_SPAN_RESIZE \

@@ -310,7 +310,7 @@ static bool prim_kernel_start(void)
 	if (!bytes)
 		goto out_close;
 	arena = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
-		     MAP_PRIVATE | MAP_NORESERVE, fd, 0);
+		     MAP_SHARED | MAP_NORESERVE, fd, 0);
 	if (arena == MAP_FAILED)
 		goto out_close;
 	prim.fd = fd;

@@ -1,0 +1,718 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * fork_isolation: after fork(), no write of one process ever reaches the
+ * other, whatever the rest of the kernel does to the arena's pages: swap,
+ * migration, compaction, GUP (O_DIRECT, process_vm_readv/writev,
+ * /proc/pid/mem), core dumps, madvise. One kernel path per test; each side
+ * checks every byte it owns.
+ *
+ * The invariant under test (module/heap.c): a page table entry in an arena
+ * maps a frame that exactly one heap owns. The tests run against a module
+ * of ABI 1 too (a MAP_PRIVATE arena, spanalloc before the mapping model),
+ * where swap_after_two_forks and migrate_after_two_forks fail.
+ *
+ * Needs: the module; swap for swap_after_two_forks (scripts/run-selftests
+ * sets up zram swap in the guest), root for MADV_SOFT_OFFLINE and
+ * compaction, a scratch block device in SPANALLOC_TEST_BLOCKDEV for
+ * O_DIRECT. Missing ones SKIP.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <linux/spanalloc.h>
+
+#include "kselftest_harness.h"
+
+#undef TEST_TIMEOUT_DEFAULT
+#define TEST_TIMEOUT_DEFAULT 300
+
+#ifndef MADV_PAGEOUT
+#define MADV_PAGEOUT	21
+#endif
+#ifndef MADV_SOFT_OFFLINE
+#define MADV_SOFT_OFFLINE 101
+#endif
+#ifndef MADV_KEEPONFORK
+#define MADV_KEEPONFORK	19
+#endif
+
+#define DEV		"/dev/spanalloc"
+#define STATS		"/sys/class/misc/spanalloc/stats/"
+#define ARENA_BYTES	(64UL << 20)
+#define SPAN_PAGES	16
+
+static long read_stat(const char *name)
+{
+	char path[256], buf[64];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), STATS "%s", name);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	return strtol(buf, NULL, 10);
+}
+
+static int span_alloc(int fd, uint64_t pages, void **addr)
+{
+	struct spanalloc_span_alloc req = { .pages = pages };
+
+	*addr = NULL;
+	if (ioctl(fd, SPANALLOC_IOC_SPAN_ALLOC, &req))
+		return -errno;
+	*addr = (void *)(uintptr_t)req.addr;
+	return 0;
+}
+
+/* The arena's mapping type: MAP_SHARED from ABI 2 on, MAP_PRIVATE before. */
+static void *arena_map(int fd, size_t bytes)
+{
+	struct spanalloc_info info;
+	int flags = MAP_SHARED;
+
+	if (!ioctl(fd, SPANALLOC_IOC_INFO, &info) && info.abi_version < 2)
+		flags = MAP_PRIVATE;
+	return mmap(NULL, bytes, PROT_READ | PROT_WRITE, flags | MAP_NORESERVE,
+		    fd, 0);
+}
+
+/* Every byte of page @i of @p is @c? */
+static int page_is(const unsigned char *p, long page, int i, int c)
+{
+	long j;
+
+	for (j = 0; j < page; j++)
+		if (p[i * page + j] != c)
+			return 0;
+	return 1;
+}
+
+/* A one-byte message between the two sides of a test. */
+static void say(int fd)
+{
+	if (write(fd, "x", 1) != 1)
+		_exit(90);
+}
+
+static void hear(int fd)
+{
+	char c;
+
+	if (read(fd, &c, 1) != 1)
+		_exit(91);
+}
+
+static int wait_child(pid_t pid)
+{
+	int status;
+
+	if (waitpid(pid, &status, 0) != pid)
+		return -1;
+	if (WIFSIGNALED(status))
+		return 100 + WTERMSIG(status);
+	return WEXITSTATUS(status);
+}
+
+FIXTURE(iso) {
+	int fd;
+	unsigned char *arena;
+	unsigned char *span;
+	long page;
+	size_t bytes;
+};
+
+FIXTURE_SETUP(iso)
+{
+	void *span;
+
+	self->arena = MAP_FAILED;
+	self->page = sysconf(_SC_PAGESIZE);
+	self->bytes = SPAN_PAGES * self->page;
+	if (access(DEV, F_OK))
+		SKIP(return, DEV " not present: module not loaded");
+	self->fd = open(DEV, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, self->fd);
+	self->arena = arena_map(self->fd, ARENA_BYTES);
+	ASSERT_NE(MAP_FAILED, self->arena);
+	ASSERT_EQ(0, span_alloc(self->fd, SPAN_PAGES, &span));
+	self->span = span;
+	memset(self->span, 'A', self->bytes);
+}
+
+FIXTURE_TEARDOWN(iso)
+{
+	if (self->arena != MAP_FAILED)
+		munmap(self->arena, ARENA_BYTES);
+	if (self->fd >= 0)
+		close(self->fd);
+}
+
+/* Is a swap device active? */
+static int swap_on(void)
+{
+	char line[256];
+	FILE *f = fopen("/proc/swaps", "r");
+	int n = 0;
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		n++;
+	fclose(f);
+	return n > 1;
+}
+
+/* Does @p's page stay resident after MADV_PAGEOUT? (anonymous control) */
+static int anon_pageout_works(long page)
+{
+	unsigned char *p, vec = 1;
+	int ok;
+
+	p = mmap(NULL, page, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return 0;
+	memset(p, 1, page);
+	ok = !madvise(p, page, MADV_PAGEOUT) && !mincore(p, page, &vec) &&
+	     !(vec & 1);
+	munmap(p, page);
+	return ok;
+}
+
+/* Can this process soft-offline (migrate) an anonymous page? */
+static int anon_soft_offline_works(long page)
+{
+	unsigned char *p;
+	int ok;
+
+	p = mmap(NULL, page, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return 0;
+	memset(p, 1, page);
+	ok = !madvise(p, page, MADV_SOFT_OFFLINE) && p[0] == 1;
+	munmap(p, page);
+	return ok;
+}
+
+enum core_path { PATH_PAGEOUT, PATH_SOFT_OFFLINE };
+
+static void apply_path(enum core_path path, void *p, size_t bytes)
+{
+	/* The module's frames are not the core mm's to swap or migrate:
+	 * these may fail; what matters is what each side reads after. */
+	if (path == PATH_PAGEOUT)
+		madvise(p, bytes, MADV_PAGEOUT);
+	else
+		madvise(p, bytes, MADV_SOFT_OFFLINE);
+}
+
+/*
+ * The reproducer of the fork-isolation bug (review C1):
+ *
+ *   parent P: fork C1 (exits); P writes 'B' (on ABI 1 an anonymous copy);
+ *   the kernel path (pageout before C2, soft offline after); fork C2;
+ *   P reads, then writes 'P'; C2 must still read 'B', and C2's write 'C'
+ *   must not reach P.
+ */
+static void two_forks(struct __test_metadata *_metadata,
+		      FIXTURE_DATA(iso) *self, enum core_path path)
+{
+	int to_child[2], to_parent[2], i;
+	pid_t c1, c2;
+
+	c1 = fork();
+	ASSERT_LE(0, c1);
+	if (c1 == 0)
+		_exit(0);
+	ASSERT_EQ(0, wait_child(c1));
+	memset(self->span, 'B', self->bytes);
+	if (path == PATH_PAGEOUT)
+		apply_path(path, self->span, self->bytes);
+
+	ASSERT_EQ(0, pipe(to_child));
+	ASSERT_EQ(0, pipe(to_parent));
+	c2 = fork();
+	ASSERT_LE(0, c2);
+	if (c2 == 0) {
+		hear(to_child[0]);		/* P has written 'P' */
+		for (i = 0; i < SPAN_PAGES; i++)
+			if (!page_is(self->span, self->page, i, 'B'))
+				_exit(1);
+		memset(self->span, 'C', self->bytes);
+		say(to_parent[1]);
+		hear(to_child[0]);		/* P has looked */
+		for (i = 0; i < SPAN_PAGES; i++)
+			if (!page_is(self->span, self->page, i, 'C'))
+				_exit(2);
+		_exit(0);
+	}
+	if (path == PATH_SOFT_OFFLINE)
+		apply_path(path, self->span, self->bytes);
+	for (i = 0; i < SPAN_PAGES; i++)
+		EXPECT_TRUE(page_is(self->span, self->page, i, 'B'));
+	memset(self->span, 'P', self->bytes);
+	say(to_child[1]);
+	hear(to_parent[0]);
+	for (i = 0; i < SPAN_PAGES; i++)
+		EXPECT_TRUE(page_is(self->span, self->page, i, 'P'))
+			TH_LOG("page %d: the child's write reached the parent", i);
+	say(to_child[1]);
+	EXPECT_EQ(0, wait_child(c2))
+		TH_LOG("1: the parent's write reached the child");
+}
+
+TEST_F(iso, swap_after_two_forks)
+{
+	if (!swap_on())
+		SKIP(return, "no swap device (scripts/run-selftests sets up zram)");
+	if (!anon_pageout_works(self->page))
+		SKIP(return, "MADV_PAGEOUT does not swap an anonymous page here");
+	two_forks(_metadata, self, PATH_PAGEOUT);
+}
+
+TEST_F(iso, migrate_after_two_forks)
+{
+	if (!anon_soft_offline_works(self->page))
+		SKIP(return, "MADV_SOFT_OFFLINE needs root and CONFIG_MEMORY_FAILURE");
+	two_forks(_metadata, self, PATH_SOFT_OFFLINE);
+}
+
+/* kB of anonymous memory in the VMA that starts at @start (smaps). */
+static long vma_anon_kb(void *start)
+{
+	char line[512], want[32];
+	FILE *f = fopen("/proc/self/smaps", "r");
+	long kb = -1;
+	int in = 0;
+
+	if (!f)
+		return -1;
+	snprintf(want, sizeof(want), "%lx-", (unsigned long)start);
+	while (fgets(line, sizeof(line), f)) {
+		if (!strncmp(line, want, strlen(want)))
+			in = 1;
+		else if (in && sscanf(line, "Anonymous: %ld kB", &kb) == 1)
+			break;
+	}
+	fclose(f);
+	return kb;
+}
+
+/* No copy the core mm made: every page of the arena is a module frame. */
+TEST_F(iso, no_anonymous_pages_after_fork_and_writes)
+{
+	pid_t pid;
+
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		memset(self->span, 'c', self->bytes);
+		_exit(vma_anon_kb(self->arena) == 0 ? 0 : 1);
+	}
+	memset(self->span, 'p', self->bytes);
+	EXPECT_EQ(0, vma_anon_kb(self->arena));
+	EXPECT_EQ(0, wait_child(pid));
+	EXPECT_TRUE(page_is(self->span, self->page, SPAN_PAGES - 1, 'p'));
+}
+
+/*
+ * Three generations write the same pages at every step; each checks all
+ * of its bytes at the end.
+ */
+TEST_F(iso, three_generations)
+{
+	int go_child[2], go_grand[2], i;
+	pid_t pid;
+
+	ASSERT_EQ(0, pipe(go_child));
+	ASSERT_EQ(0, pipe(go_grand));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		pid_t grand;
+		int bad = 0;
+
+		memset(self->span, 'c', self->bytes);
+		grand = fork();
+		if (grand < 0)
+			_exit(3);
+		if (grand == 0) {
+			hear(go_grand[0]);
+			for (i = 0; i < SPAN_PAGES; i++)
+				if (!page_is(self->span, self->page, i, 'c'))
+					_exit(1);
+			memset(self->span, 'g', self->bytes);
+			_exit(0);
+		}
+		memset(self->span, 'C', self->bytes / 2);
+		say(go_grand[1]);
+		hear(go_child[0]);
+		bad = wait_child(grand) ? 4 : 0;
+		for (i = 0; i < SPAN_PAGES; i++)
+			if (!page_is(self->span, self->page, i,
+				     i < SPAN_PAGES / 2 ? 'C' : 'c'))
+				bad = 2;
+		_exit(bad);
+	}
+	memset(self->span, 'p', self->bytes);
+	say(go_child[1]);
+	EXPECT_EQ(0, wait_child(pid));
+	for (i = 0; i < SPAN_PAGES; i++)
+		EXPECT_TRUE(page_is(self->span, self->page, i, 'p'));
+}
+
+/* MADV_KEEPONFORK clears VM_WIPEONFORK: fork() must still copy nothing. */
+TEST_F(iso, keeponfork_cannot_share_frames)
+{
+	int to_child[2];
+	pid_t pid;
+
+	madvise(self->arena, ARENA_BYTES, MADV_KEEPONFORK);
+	ASSERT_EQ(0, pipe(to_child));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		hear(to_child[0]);
+		if (!page_is(self->span, self->page, 0, 'A'))
+			_exit(1);
+		memset(self->span, 'c', self->bytes);
+		_exit(0);
+	}
+	memset(self->span, 'p', self->bytes);
+	say(to_child[1]);
+	EXPECT_EQ(0, wait_child(pid));
+	EXPECT_TRUE(page_is(self->span, self->page, 0, 'p'));
+	EXPECT_TRUE(page_is(self->span, self->page, SPAN_PAGES - 1, 'p'));
+}
+
+/*
+ * Only pages a relative shares and touches are copied: the parent's touches
+ * copy, then the child's copy only the pages the parent left shared.
+ */
+TEST_F(iso, copies_only_what_is_shared_and_touched)
+{
+	int to_child[2], to_parent[2], i;
+	long copies;
+	pid_t pid;
+
+	if (read_stat("cow_copies") < 0)
+		SKIP(return, "no cow_copies counter (module of ABI 1)");
+	ASSERT_EQ(0, pipe(to_child));
+	ASSERT_EQ(0, pipe(to_parent));
+	copies = read_stat("cow_copies");
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		hear(to_child[0]);
+		/* Pages 0-3: the parent copied, these frames are ours alone. */
+		for (i = 0; i < 4; i++)
+			self->span[i * self->page] = 'c';
+		say(to_parent[1]);
+		hear(to_child[0]);
+		/* Pages 8, 9: still shared. */
+		self->span[8 * self->page] = 'c';
+		self->span[9 * self->page] = 'c';
+		say(to_parent[1]);
+		hear(to_child[0]);
+		_exit(0);
+	}
+	for (i = 0; i < 4; i++)
+		self->span[i * self->page] = 'p';
+	EXPECT_EQ(copies + 4, read_stat("cow_copies"));
+	say(to_child[1]);
+	hear(to_parent[0]);
+	EXPECT_EQ(copies + 4, read_stat("cow_copies"));
+	say(to_child[1]);
+	hear(to_parent[0]);
+	EXPECT_EQ(copies + 6, read_stat("cow_copies"));
+	say(to_child[1]);
+	EXPECT_EQ(0, wait_child(pid));
+	EXPECT_EQ('p', self->span[0]);
+	EXPECT_EQ('A', self->span[8 * self->page]);
+	/* The child is gone: what it shared is the parent's alone again. */
+	self->span[10 * self->page] = 'p';
+	EXPECT_EQ(copies + 6, read_stat("cow_copies"));
+}
+
+/* fork() + exec() copies no heap page, and the parent keeps its data. */
+TEST_F(iso, fork_exec_copies_nothing)
+{
+	long copies = read_stat("cow_copies");
+	pid_t pid;
+	int i;
+
+	if (copies < 0)
+		SKIP(return, "no cow_copies counter (module of ABI 1)");
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		execl("/bin/true", "true", (char *)NULL);
+		_exit(127);
+	}
+	EXPECT_EQ(0, wait_child(pid));
+	memset(self->span, 'p', self->bytes);
+	for (i = 0; i < SPAN_PAGES; i++)
+		EXPECT_TRUE(page_is(self->span, self->page, i, 'p'));
+	EXPECT_EQ(copies, read_stat("cow_copies"));
+}
+
+/*
+ * process_vm_readv/writev across fork: the parent reads the child's data and
+ * writes into the child's span; neither changes the parent's pages.
+ */
+TEST_F(iso, process_vm_rw_after_fork)
+{
+	int to_child[2], to_parent[2];
+	struct iovec local, remote;
+	unsigned char buf[64];
+	pid_t pid;
+
+	ASSERT_EQ(0, pipe(to_child));
+	ASSERT_EQ(0, pipe(to_parent));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		memset(self->span, 'c', self->bytes);
+		say(to_parent[1]);
+		hear(to_child[0]);
+		_exit(self->span[self->page] == 'W' &&
+		      self->span[0] == 'c' ? 0 : 1);
+	}
+	hear(to_parent[0]);
+	local.iov_base = buf;
+	local.iov_len = sizeof(buf);
+	remote.iov_base = self->span;
+	remote.iov_len = sizeof(buf);
+	ASSERT_EQ((ssize_t)sizeof(buf),
+		  process_vm_readv(pid, &local, 1, &remote, 1, 0));
+	EXPECT_EQ('c', buf[0]);
+	EXPECT_EQ('c', buf[sizeof(buf) - 1]);
+	memset(buf, 'W', sizeof(buf));
+	remote.iov_base = self->span + self->page;
+	ASSERT_EQ((ssize_t)sizeof(buf),
+		  process_vm_writev(pid, &local, 1, &remote, 1, 0));
+	say(to_child[1]);
+	EXPECT_EQ(0, wait_child(pid));
+	EXPECT_TRUE(page_is(self->span, self->page, 0, 'A'));
+	EXPECT_TRUE(page_is(self->span, self->page, 1, 'A'));
+}
+
+/* A FOLL_FORCE write through /proc/pid/mem lands in that process only. */
+TEST_F(iso, proc_pid_mem_write_after_fork)
+{
+	int to_child[2], to_parent[2], fd;
+	char path[64];
+	pid_t pid;
+
+	ASSERT_EQ(0, pipe(to_child));
+	ASSERT_EQ(0, pipe(to_parent));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		say(to_parent[1]);
+		hear(to_child[0]);
+		_exit(self->span[2 * self->page] == 'M' &&
+		      self->span[3 * self->page] == 'A' ? 0 : 1);
+	}
+	hear(to_parent[0]);
+	snprintf(path, sizeof(path), "/proc/%d/mem", pid);
+	fd = open(path, O_RDWR);
+	if (fd < 0) {
+		say(to_child[1]);
+		wait_child(pid);
+		SKIP(return, "cannot open %s (ptrace policy)", path);
+	}
+	EXPECT_EQ(1, pwrite(fd, "M", 1, (off_t)(uintptr_t)(self->span +
+							 2 * self->page)));
+	close(fd);
+	say(to_child[1]);
+	EXPECT_EQ(0, wait_child(pid));
+	EXPECT_TRUE(page_is(self->span, self->page, 2, 'A'));
+}
+
+/*
+ * O_DIRECT reads into a span after fork (GUP pins the frame): the data lands
+ * in the reader's copy only.
+ */
+TEST_F(iso, odirect_read_after_fork)
+{
+	const char *dev = getenv("SPANALLOC_TEST_BLOCKDEV");
+	int to_child[2], to_parent[2], fd, i;
+	unsigned char *src;
+	pid_t pid;
+
+	if (!dev || !*dev)
+		SKIP(return, "no SPANALLOC_TEST_BLOCKDEV (a scratch block device)");
+	fd = open(dev, O_RDWR | O_DIRECT);
+	if (fd < 0)
+		SKIP(return, "cannot open %s with O_DIRECT", dev);
+	src = mmap(NULL, self->bytes, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, src);
+	memset(src, 'D', self->bytes);
+	ASSERT_EQ((ssize_t)self->bytes, pwrite(fd, src, self->bytes, 0));
+
+	ASSERT_EQ(0, pipe(to_child));
+	ASSERT_EQ(0, pipe(to_parent));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		hear(to_child[0]);
+		for (i = 0; i < SPAN_PAGES; i++)
+			if (!page_is(self->span, self->page, i, 'A'))
+				_exit(1);
+		/* The child's own O_DIRECT read lands in its own copy. */
+		if (pread(fd, self->span + self->page, self->page, 0) !=
+		    self->page)
+			_exit(2);
+		say(to_parent[1]);
+		hear(to_child[0]);
+		_exit(page_is(self->span, self->page, 1, 'D') ? 0 : 3);
+	}
+	ASSERT_EQ((ssize_t)self->bytes / 2,
+		  pread(fd, self->span, self->bytes / 2, 0));
+	say(to_child[1]);
+	hear(to_parent[0]);
+	for (i = 0; i < SPAN_PAGES; i++)
+		EXPECT_TRUE(page_is(self->span, self->page, i,
+				    i < SPAN_PAGES / 2 ? 'D' : 'A'));
+	memset(self->span, 'p', self->bytes);
+	say(to_child[1]);
+	EXPECT_EQ(0, wait_child(pid));
+	close(fd);
+	munmap(src, self->bytes);
+}
+
+/* Compaction while forked relatives write: nothing of theirs mixes. */
+TEST_F(iso, compaction_while_relatives_write)
+{
+	int fd, round, i, ok = 1;
+	pid_t pid;
+
+	fd = open("/proc/sys/vm/compact_memory", O_WRONLY);
+	if (fd < 0)
+		SKIP(return, "no /proc/sys/vm/compact_memory (root, CONFIG_COMPACTION)");
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		for (round = 0; round < 200; round++) {
+			memset(self->span, 'a' + round % 26, self->bytes);
+			for (i = 0; i < SPAN_PAGES; i++)
+				if (!page_is(self->span, self->page, i,
+					     'a' + round % 26))
+					_exit(1);
+		}
+		_exit(0);
+	}
+	for (round = 0; round < 200; round++) {
+		if (round % 50 == 0 && write(fd, "1", 1) != 1)
+			ok = 0;
+		memset(self->span, 'A' + round % 26, self->bytes);
+		for (i = 0; i < SPAN_PAGES; i++)
+			if (!page_is(self->span, self->page, i,
+				     'A' + round % 26))
+				ok = 0;
+	}
+	close(fd);
+	EXPECT_TRUE(ok);
+	EXPECT_EQ(0, wait_child(pid));
+}
+
+/*
+ * A crashing child dumps core with its heap string in it (coredump_filter
+ * bit 3: the arena is a shared mapping), and the dump does not disturb the
+ * parent's copy.
+ */
+TEST_F(iso, core_dump_holds_heap_string)
+{
+	static const char secret[] = "spanalloc-core-dump-heap-string-7f3a";
+	char dir[] = "/tmp/spanalloc-core-XXXXXX", path[128], pattern[256];
+	struct stat st;
+	char *core;
+	pid_t pid;
+	int fd;
+
+	fd = open("/proc/sys/kernel/core_pattern", O_RDONLY);
+	ASSERT_LE(0, fd);
+	memset(pattern, 0, sizeof(pattern));
+	ASSERT_LT(0, read(fd, pattern, sizeof(pattern) - 1));
+	close(fd);
+	if (pattern[0] == '|' || strncmp(pattern, "core", 4))
+		SKIP(return, "core_pattern is '%s', not a plain core file", pattern);
+	ASSERT_NE(NULL, mkdtemp(dir));
+	strcpy((char *)self->span + self->page, secret);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		struct rlimit rl = { RLIM_INFINITY, RLIM_INFINITY };
+
+		if (chdir(dir) || setrlimit(RLIMIT_CORE, &rl))
+			_exit(1);
+		fd = open("/proc/self/coredump_filter", O_WRONLY);
+		if (fd < 0 || write(fd, "0x3b", 4) != 4)
+			_exit(2);
+		close(fd);
+		abort();
+	}
+	EXPECT_EQ(100 + SIGABRT, wait_child(pid));
+	snprintf(path, sizeof(path), "%s/core", dir);
+	if (access(path, F_OK))
+		snprintf(path, sizeof(path), "%s/core.%d", dir, pid);
+	fd = open(path, O_RDONLY);
+	ASSERT_LE(0, fd) TH_LOG("no core file in %s", dir);
+	ASSERT_EQ(0, fstat(fd, &st));
+	core = mmap(NULL, st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	ASSERT_NE(MAP_FAILED, core);
+	EXPECT_NE(NULL, memmem(core, st.st_size, secret, sizeof(secret)));
+	munmap(core, st.st_size);
+	close(fd);
+	unlink(path);
+	rmdir(dir);
+	EXPECT_STREQ(secret, (char *)self->span + self->page);
+}
+
+/*
+ * A heap belongs to its mm: a process that closes every descriptor (a
+ * daemon) and opens the device again reaches the same heap.
+ */
+TEST_F(iso, heap_survives_closing_every_descriptor)
+{
+	struct spanalloc_info info;
+	void *span;
+	int fd;
+
+	if (syscall(436 /* close_range */, 3, ~0U, 0))
+		SKIP(return, "no close_range");
+	self->fd = -1;
+	fd = open(DEV, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, ioctl(fd, SPANALLOC_IOC_INFO, &info));
+	EXPECT_EQ((uintptr_t)self->arena, info.arena_start);
+	EXPECT_EQ(1, info.heap_spans);
+	ASSERT_EQ(0, span_alloc(fd, 4, &span));
+	memset(span, 1, 4 * self->page);
+	EXPECT_TRUE(page_is(self->span, self->page, 0, 'A'));
+	self->fd = fd;
+}
+
+TEST_HARNESS_MAIN
