@@ -7,6 +7,10 @@
  *     spans of 2 MiB from SPAN_ALLOC_BATCH, with a cold pool (fresh frames
  *     from the buddy allocator) and a warm pool (frames zeroed ahead),
  *     against mmap(MAP_ANONYMOUS) + touch and MAP_POPULATE + touch;
+ *   - fork() + exec(/bin/true) + wait of a process holding a 1 GiB heap,
+ *     every page written, against the same with 1 GiB of anonymous memory;
+ *     and the same followed by one write per page in the parent (the pages
+ *     the fork took from the parent's page tables come back by faults);
  *   - a SPAN_ALLOC/SPAN_FREE round trip of one page (and each half alone,
  *     from many spans made then many freed), and the INFO ioctl, against
  *     a null system call (getppid), and, for scale, the kernel's own way
@@ -22,6 +26,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -150,6 +155,81 @@ static double anon_get(int flags)
 	return t;
 }
 
+#define FORK_BYTES	(1024 * MIB)
+
+/* fork + exec(/bin/true) + wait; then, if @p, one write per page of @p. */
+static void fork_exec(char *p, double *t_fork, double *t_touch)
+{
+	double t = now();
+	pid_t pid = fork();
+	int status;
+
+	if (pid == 0) {
+		execl("/bin/true", "true", (char *)NULL);
+		_exit(127);
+	}
+	if (pid < 0 || waitpid(pid, &status, 0) != pid || status) {
+		fprintf(stderr, "kbench: fork/exec failed\n");
+		exit(1);
+	}
+	*t_fork = now() - t;
+	touch(p, FORK_BYTES);
+	*t_touch = now() - t;
+}
+
+/* fork_exec() with a 1 GiB heap of spans, and with anonymous memory. */
+static void fork_exec_pair(int fd, double *heap, double *heap_touch,
+			   double *anon, double *anon_touch)
+{
+	static uint64_t addrs[FORK_BYTES / SPAN_BYTES];
+	struct spanalloc_span_alloc_batch req = {
+		.pages = SPAN_BYTES / page, .count = NSPANS,
+	};
+	struct spanalloc_span_free_batch put = { .count = NSPANS };
+	unsigned int i, n = FORK_BYTES / SPAN_BYTES;
+	char *p;
+
+	for (i = 0; i < n; i += NSPANS) {
+		req.addrs = (uintptr_t)(addrs + i);
+		req.count = NSPANS;
+		if (ioctl(fd, SPANALLOC_IOC_SPAN_ALLOC_BATCH, &req) ||
+		    req.count != NSPANS) {
+			perror("kbench: SPAN_ALLOC_BATCH (1 GiB heap)");
+			exit(1);
+		}
+	}
+	/* Spans come in address order from an empty arena: one range. */
+	p = (char *)(uintptr_t)addrs[0];
+	for (i = 1; i < n; i++)
+		if (addrs[i] != addrs[0] + (uint64_t)i * SPAN_BYTES)
+			p = NULL;
+	if (!p) {
+		fprintf(stderr, "kbench: 1 GiB heap not contiguous\n");
+		exit(1);
+	}
+	touch(p, FORK_BYTES);
+	fork_exec(p, heap, heap_touch);
+	for (i = 0; i < n; i += NSPANS) {
+		put.addrs = (uintptr_t)(addrs + i);
+		put.count = NSPANS;
+		if (ioctl(fd, SPANALLOC_IOC_SPAN_FREE_BATCH, &put)) {
+			perror("kbench: SPAN_FREE_BATCH (1 GiB heap)");
+			exit(1);
+		}
+	}
+	set_param("pool_max_frames", "0");
+	p = mmap(NULL, FORK_BYTES, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED) {
+		perror("kbench: mmap 1 GiB");
+		exit(1);
+	}
+	touch(p, FORK_BYTES);
+	fork_exec(p, anon, anon_touch);
+	munmap(p, FORK_BYTES);
+	set_param("pool_max_frames", "131072");
+}
+
 static double per_op(void (*op)(int), int fd, int times)
 {
 	double t = now();
@@ -246,6 +326,7 @@ int main(void)
 	double cold[ROUNDS], warm[ROUNDS], anon[ROUNDS], pop[ROUNDS];
 	double tnull[ROUNDS], tinfo[ROUNDS], ttrip[ROUNDS], tanon[ROUNDS];
 	double talloc[ROUNDS], tfree[ROUNDS], tbatch[ROUNDS];
+	double fheap[ROUNDS], fheap_t[ROUNDS], fanon[ROUNDS], fanon_t[ROUNDS];
 	static uint64_t addrs[NSPANS];
 	char uname_r[128] = "?";
 	FILE *f;
@@ -253,7 +334,7 @@ int main(void)
 
 	page = sysconf(_SC_PAGESIZE);
 	fd = open("/dev/spanalloc", O_RDWR);
-	if (fd < 0 || mmap(NULL, 4 * BYTES, PROT_READ | PROT_WRITE,
+	if (fd < 0 || mmap(NULL, 8 * BYTES, PROT_READ | PROT_WRITE,
 			   MAP_SHARED, fd, 0) == MAP_FAILED) {
 		perror("kbench: /dev/spanalloc");
 		return 1;
@@ -288,6 +369,8 @@ int main(void)
 		alloc_then_free(fd, &talloc[r], &tfree[r]);
 		tbatch[r] = per_op(op_batch_round_trip, fd, TRIPS / SPANALLOC_BATCH_MAX) /
 			   SPANALLOC_BATCH_MAX;
+		fork_exec_pair(fd, &fheap[r], &fheap_t[r], &fanon[r],
+			       &fanon_t[r]);
 	}
 
 	printf("kbench on %s, median of %d rounds\n\n", uname_r, ROUNDS);
@@ -301,6 +384,14 @@ int main(void)
 	       median(anon, ROUNDS));
 	printf("| mmap(MAP_POPULATE) | %.4f | %.3fx |\n\n",
 	       median(pop, ROUNDS), median(pop, ROUNDS) / median(anon, ROUNDS));
+	printf("| 1 GiB written, then | heap of spans, s | anonymous, s | heap vs anon |\n");
+	printf("|---|---:|---:|---:|\n");
+	printf("| fork + exec + wait | %.4f | %.4f | %.3fx |\n",
+	       median(fheap, ROUNDS), median(fanon, ROUNDS),
+	       median(fheap, ROUNDS) / median(fanon, ROUNDS));
+	printf("| fork + exec + wait, then one write per page | %.4f | %.4f | %.3fx |\n\n",
+	       median(fheap_t, ROUNDS), median(fanon_t, ROUNDS),
+	       median(fheap_t, ROUNDS) / median(fanon_t, ROUNDS));
 	printf("| round trip | ns | vs getppid |\n|---|---:|---:|\n");
 	printf("| getppid() (null system call) | %.0f | 1.00x |\n",
 	       median(tnull, ROUNDS) * 1e9);

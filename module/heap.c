@@ -42,9 +42,10 @@
  *     through us first; writes through it land in that frame. A core dump
  *     reads the arena through GUP too, when the process's coredump_filter
  *     asks for shared mappings (bit 3); by default it leaves them out, as
- *     it does any shared mapping of a file. madvise(MADV_DONTNEED) drops entries only; the data stays
- *     and a refault maps it again, as for any shared mapping. Per-VMA
- *     flags a user may change (MADV_KEEPONFORK) are put back at fork.
+ *     it does any shared mapping of a file. madvise(MADV_DONTNEED)
+ *     drops entries only; the data stays and a refault maps it again, as
+ *     for any shared mapping. A per-VMA flag a user may change
+ *     (MADV_KEEPONFORK clears VM_WIPEONFORK) is put back at fork.
  *
  * fork(): dup_mmap() calls ->open on the child's VMA with both mmap locks
  * held for write (before copy_page_range() on 6.12, after it on 6.1, which
@@ -53,6 +54,7 @@
  *
  * Misuse of the arena has a fixed answer:
  *   - a second arena in the same address space: -EBUSY;
+ *   - a user with user_max_heaps heaps already: -EMFILE (user.c);
  *   - MAP_PRIVATE, a nonzero offset, no PROT_READ|PROT_WRITE or a size over
  *     arena_max_bytes: -EINVAL; PROT_EXEC: -EPERM;
  *   - munmap() of a part, or anything else that would split the VMA:
@@ -75,8 +77,10 @@ static const struct vm_operations_struct spanalloc_vm_ops;
 static DEFINE_HASHTABLE(heap_table, 10);
 static DEFINE_SPINLOCK(heap_table_lock);	/* protects heap_table */
 
+/* A new heap; it takes over the caller's references on @pool and @user. */
 static struct spanalloc_heap *heap_create(struct mm_struct *mm,
 					  struct spanalloc_pool *pool,
+					  struct spanalloc_user *user,
 					  unsigned long start,
 					  unsigned long pages)
 {
@@ -86,6 +90,7 @@ static struct spanalloc_heap *heap_create(struct mm_struct *mm,
 	if (!heap)
 		return NULL;
 	heap->pool = pool;
+	heap->user = user;
 	kref_init(&heap->kref);
 	INIT_HLIST_NODE(&heap->node);
 	heap->mm = mm;
@@ -105,6 +110,7 @@ static void heap_release(struct kref *kref)
 		container_of(kref, struct spanalloc_heap, kref);
 
 	mutex_destroy(&heap->lock);
+	spanalloc_user_put(heap->user);
 	spanalloc_pool_put(heap->pool);
 	atomic_long_dec(&spanalloc_stats.heaps);
 	kfree(heap);
@@ -235,6 +241,7 @@ struct vm_area_struct *spanalloc_heap_vma(struct spanalloc_heap *heap)
 int spanalloc_heap_mmap(struct vm_area_struct *vma)
 {
 	unsigned long pages = vma_pages(vma);
+	struct spanalloc_user *user;
 	struct spanalloc_heap *heap;
 	struct spanalloc_pool *pool;
 	int err;
@@ -250,12 +257,18 @@ int spanalloc_heap_mmap(struct vm_area_struct *vma)
 	if (pages > spanalloc_arena_max_bytes >> PAGE_SHIFT)
 		return -EINVAL;
 
+	user = spanalloc_user_get();
+	if (IS_ERR(user))
+		return PTR_ERR(user);
 	pool = spanalloc_pool_get();
-	if (!pool)
+	if (!pool) {
+		spanalloc_user_put(user);
 		return -ENOMEM;
-	heap = heap_create(vma->vm_mm, pool, vma->vm_start, pages);
+	}
+	heap = heap_create(vma->vm_mm, pool, user, vma->vm_start, pages);
 	if (!heap) {
 		spanalloc_pool_put(pool);
+		spanalloc_user_put(user);
 		return -ENOMEM;
 	}
 	err = spanalloc_range_init(&heap->free, pages);
@@ -299,10 +312,12 @@ static struct spanalloc_heap *heap_fork(struct spanalloc_heap *parent,
 	if (WARN_ON_ONCE(!parent_vma))
 		return NULL;
 	spanalloc_pool_get_ref(parent->pool);
-	child = heap_create(mm, parent->pool, parent->arena_start,
+	spanalloc_user_ref(parent->user);
+	child = heap_create(mm, parent->pool, parent->user, parent->arena_start,
 			    parent->arena_pages);
 	if (!child) {
 		spanalloc_pool_put(parent->pool);
+		spanalloc_user_put(parent->user);
 		return NULL;
 	}
 

@@ -13,6 +13,7 @@
  *             count (how many heaps' records list it)
  *   pool.c    frame pools per memory cgroup: buddy chunks, per-CPU
  *             caches, zeroing ahead, the shrinker
+ *   user.c    what each user may hold: the access policy
  *   view.c    the read-only span view mapped to the process
  *   stats.c   global counters, sysfs, debugfs, HEAP_STATS
  *
@@ -198,6 +199,19 @@ long spanalloc_heap_stats_ioctl(void __user *arg);
 extern unsigned long spanalloc_arena_max_bytes;
 unsigned long spanalloc_heap_max_pages(void);
 unsigned long spanalloc_max_frames(void);
+unsigned long spanalloc_user_max_pages(void);
+unsigned int spanalloc_user_max_heaps(void);
+
+/* ---- user.c: per-user budgets ---- */
+
+struct spanalloc_user;
+
+struct spanalloc_user *spanalloc_user_get(void);
+void spanalloc_user_ref(struct spanalloc_user *user);
+void spanalloc_user_put(struct spanalloc_user *user);
+int spanalloc_user_charge(struct spanalloc_user *user, unsigned long pages);
+void spanalloc_user_add(struct spanalloc_user *user, long pages);
+unsigned long spanalloc_user_pages(struct spanalloc_user *user);
 
 /* ---- heap.c: heaps and the arena VMA ---- */
 
@@ -226,6 +240,8 @@ struct spanalloc_span {
  * @mm:		the address space the arena lives in. Not a reference: the
  *		arena VMA ends (and kills the heap) before the mm goes.
  * @pool:	frame pool of the cgroup that made the heap (a reference).
+ * @user:	the user whose budget the heap's pages count against (a
+ *		reference); a fork() child's heap keeps its parent's.
  * @lock:	protects everything below.
  * @dead:	the arena is gone; no new span may be made.
  * @nr_vmas:	VMAs of @mm pointing at the heap (2 briefly during mremap).
@@ -250,6 +266,7 @@ struct spanalloc_heap {
 	struct hlist_node node;
 	struct mm_struct *mm;
 	struct spanalloc_pool *pool;
+	struct spanalloc_user *user;
 
 	struct mutex lock;		/* protects all below */
 	bool dead;

@@ -7,7 +7,7 @@
  * arena once (heap.c) and asks for spans with ioctls (span.c):
  *
  *	fd = open("/dev/spanalloc", O_RDWR | O_CLOEXEC);
- *	arena = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+ *	arena = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
  *	ioctl(fd, SPANALLOC_IOC_SPAN_ALLOC, &(struct spanalloc_span_alloc){
  *		.pages = 8 });
  *
@@ -37,6 +37,36 @@ MODULE_PARM_DESC(pool_max_frames, "Most free frames kept in each cgroup's pool (
 static unsigned long max_frames;
 module_param(max_frames, ulong, 0644);
 MODULE_PARM_DESC(max_frames, "Most frames all heaps together may hold; 0: 3/4 of RAM");
+
+static unsigned long user_max_frames;
+module_param(user_max_frames, ulong, 0644);
+MODULE_PARM_DESC(user_max_frames, "Most span pages all heaps of one user may hold; 0: 1/4 of RAM");
+
+static unsigned int user_max_heaps = 1024;
+module_param(user_max_heaps, uint, 0644);
+MODULE_PARM_DESC(user_max_heaps, "Most heaps (processes with an arena) of one user (default 1024)");
+
+/**
+ * spanalloc_user_max_pages() - the per-user page budget now in force
+ *
+ * Return: the user_max_frames parameter, or 1/4 of RAM if it is 0.
+ */
+unsigned long spanalloc_user_max_pages(void)
+{
+	unsigned long limit = READ_ONCE(user_max_frames);
+
+	return limit ? limit : totalram_pages() / 4;
+}
+
+/**
+ * spanalloc_user_max_heaps() - the per-user heap count limit now in force
+ *
+ * Return: the user_max_heaps parameter.
+ */
+unsigned int spanalloc_user_max_heaps(void)
+{
+	return READ_ONCE(user_max_heaps);
+}
 
 /**
  * spanalloc_heap_max_pages() - the per-heap frame limit now in force
@@ -133,7 +163,8 @@ static const struct file_operations spanalloc_fops = {
 
 /*
  * Every user may have a heap, as every user may call malloc: frames are
- * charged to the caller's memory cgroup and bounded by the limits above.
+ * charged to the heap's memory cgroup and bounded by the limits above,
+ * per heap, per user (user.c) and for all.
  */
 static struct miscdevice spanalloc_misc = {
 	.minor	= MISC_DYNAMIC_MINOR,

@@ -33,6 +33,24 @@ static unsigned long span_addr(struct spanalloc_heap *heap,
 	return heap->arena_start + (span->first << PAGE_SHIFT);
 }
 
+/*
+ * Count @pages more pages for @heap against the heap's and its user's
+ * limits (either may have been lowered below what is held already).
+ */
+static int span_charge(struct spanalloc_heap *heap, unsigned long pages)
+{
+	unsigned long limit = spanalloc_heap_max_pages();
+
+	if (pages > limit || heap->nr_pages > limit - pages)
+		return -ENOMEM;
+	return spanalloc_user_charge(heap->user, pages);
+}
+
+static void span_uncharge(struct spanalloc_heap *heap, unsigned long pages)
+{
+	spanalloc_user_add(heap->user, -(long)pages);
+}
+
 /**
  * spanalloc_span_release() - drop a span's record and its frame reference
  * @heap:	the heap the span belonged to.
@@ -44,6 +62,7 @@ void spanalloc_span_release(struct spanalloc_heap *heap,
 			    struct spanalloc_span *span)
 {
 	lockdep_assert_held(&heap->lock);
+	span_uncharge(heap, span->pages);
 	heap->nr_pages -= span->pages;
 	heap->nr_spans--;
 	heap->class_spans[span->size_class]--;
@@ -123,18 +142,18 @@ static int span_alloc_locked(struct spanalloc_heap *heap,
 			     struct spanalloc_span_alloc *req)
 {
 	struct spanalloc_span *span;
-	unsigned long limit;
 	int err;
 
 	if (heap->dead)
 		return -ENXIO;
-	/* The limit may have been lowered below what the heap holds. */
-	limit = spanalloc_heap_max_pages();
-	if (req->pages > limit || heap->nr_pages > limit - req->pages)
-		return -ENOMEM;
+	err = span_charge(heap, req->pages);
+	if (err)
+		return err;
 	span = span_new(req->pages, req->size_class);
-	if (!span)
-		return -ENOMEM;
+	if (!span) {
+		err = -ENOMEM;
+		goto out_uncharge;
+	}
 	err = spanalloc_range_alloc(&heap->free, req->pages, &span->first);
 	if (err)
 		goto out_free_span;
@@ -166,6 +185,8 @@ out_free_range:
 out_free_span:
 	kfree(span->spare);
 	kfree(span);
+out_uncharge:
+	span_uncharge(heap, req->pages);
 	return err;
 }
 
@@ -233,19 +254,21 @@ static int span_free_locked(struct spanalloc_heap *heap,
 static int span_grow(struct spanalloc_heap *heap, struct vm_area_struct *vma,
 		     struct spanalloc_span *span, unsigned long add)
 {
-	unsigned long tail = span->first + span->pages, limit;
+	unsigned long tail = span->first + span->pages;
 	unsigned long addr = span_addr(heap, span) + (span->pages << PAGE_SHIFT);
 	struct spanalloc_frames *grown;
 	struct spanalloc_range *spare;
 	int err;
 
-	limit = spanalloc_heap_max_pages();
-	if (add > limit || heap->nr_pages > limit - add)
-		return -ENOMEM;
+	err = span_charge(heap, add);
+	if (err)
+		return err;
 	/* For giving the pages back if a later step fails. */
 	spare = kmalloc(sizeof(*spare), GFP_KERNEL_ACCOUNT);
-	if (!spare)
-		return -ENOMEM;
+	if (!spare) {
+		err = -ENOMEM;
+		goto out_uncharge;
+	}
 	err = spanalloc_range_take(&heap->free, tail, add);
 	if (err)
 		goto out_free_spare;
@@ -278,9 +301,11 @@ out_drop_grown:
 	spanalloc_frames_forget(grown);
 out_free_range:
 	spanalloc_range_free(&heap->free, tail, add, spare);
-	return err;
+	goto out_uncharge;
 out_free_spare:
 	kfree(spare);
+out_uncharge:
+	span_uncharge(heap, add);
 	return err;
 }
 
@@ -308,6 +333,7 @@ static int span_shrink(struct spanalloc_heap *heap, struct vm_area_struct *vma,
 		      cut << PAGE_SHIFT);
 	spanalloc_frames_trim(span->frames, pages);
 	spanalloc_range_free(&heap->free, tail, cut, spare);
+	span_uncharge(heap, cut);
 	heap->nr_pages -= cut;
 	heap->class_pages[span->size_class] -= cut;
 	return 0;
@@ -649,6 +675,8 @@ int spanalloc_span_clone_all(struct spanalloc_heap *dst,
 			kfree(copy);
 			break;
 		}
+		/* A child's heap counts against the user but is never refused. */
+		spanalloc_user_add(dst->user, copy->pages);
 	}
 	if (err) {
 		index = 0;

@@ -113,12 +113,31 @@ static void say(int fd)
 		_exit(90);
 }
 
+/* In a child: wait for the parent, or give up if it is gone. */
 static void hear(int fd)
 {
 	char c;
 
 	if (read(fd, &c, 1) != 1)
 		_exit(91);
+}
+
+/*
+ * In the parent: wait for the child; false if it exited first (it found a
+ * wrong byte). Only the child holds the write end of @fd.
+ */
+static int heard(int fd)
+{
+	char c;
+
+	return read(fd, &c, 1) == 1;
+}
+
+/* After fork(): each side keeps its own ends of the two pipes only. */
+static void keep_ends(int child, int to_child[2], int to_parent[2])
+{
+	close(child ? to_child[1] : to_child[0]);
+	close(child ? to_parent[0] : to_parent[1]);
 }
 
 static int wait_child(pid_t pid)
@@ -253,6 +272,7 @@ static void two_forks(struct __test_metadata *_metadata,
 	ASSERT_EQ(0, pipe(to_parent));
 	c2 = fork();
 	ASSERT_LE(0, c2);
+	keep_ends(c2 == 0, to_child, to_parent);
 	if (c2 == 0) {
 		hear(to_child[0]);		/* P has written 'P' */
 		for (i = 0; i < SPAN_PAGES; i++)
@@ -272,7 +292,7 @@ static void two_forks(struct __test_metadata *_metadata,
 		EXPECT_TRUE(page_is(self->span, self->page, i, 'B'));
 	memset(self->span, 'P', self->bytes);
 	say(to_child[1]);
-	hear(to_parent[0]);
+	ASSERT_TRUE(heard(to_parent[0])) TH_LOG("the child found a wrong byte");
 	for (i = 0; i < SPAN_PAGES; i++)
 		EXPECT_TRUE(page_is(self->span, self->page, i, 'P'))
 			TH_LOG("page %d: the child's write reached the parent", i);
@@ -422,6 +442,7 @@ TEST_F(iso, copies_only_what_is_shared_and_touched)
 	copies = read_stat("cow_copies");
 	pid = fork();
 	ASSERT_LE(0, pid);
+	keep_ends(pid == 0, to_child, to_parent);
 	if (pid == 0) {
 		hear(to_child[0]);
 		/* Pages 0-3: the parent copied, these frames are ours alone. */
@@ -440,10 +461,10 @@ TEST_F(iso, copies_only_what_is_shared_and_touched)
 		self->span[i * self->page] = 'p';
 	EXPECT_EQ(copies + 4, read_stat("cow_copies"));
 	say(to_child[1]);
-	hear(to_parent[0]);
+	ASSERT_TRUE(heard(to_parent[0])) TH_LOG("the child found a wrong byte");
 	EXPECT_EQ(copies + 4, read_stat("cow_copies"));
 	say(to_child[1]);
-	hear(to_parent[0]);
+	ASSERT_TRUE(heard(to_parent[0])) TH_LOG("the child found a wrong byte");
 	EXPECT_EQ(copies + 6, read_stat("cow_copies"));
 	say(to_child[1]);
 	EXPECT_EQ(0, wait_child(pid));
@@ -491,6 +512,7 @@ TEST_F(iso, process_vm_rw_after_fork)
 	ASSERT_EQ(0, pipe(to_parent));
 	pid = fork();
 	ASSERT_LE(0, pid);
+	keep_ends(pid == 0, to_child, to_parent);
 	if (pid == 0) {
 		memset(self->span, 'c', self->bytes);
 		say(to_parent[1]);
@@ -498,7 +520,7 @@ TEST_F(iso, process_vm_rw_after_fork)
 		_exit(self->span[self->page] == 'W' &&
 		      self->span[0] == 'c' ? 0 : 1);
 	}
-	hear(to_parent[0]);
+	ASSERT_TRUE(heard(to_parent[0])) TH_LOG("the child found a wrong byte");
 	local.iov_base = buf;
 	local.iov_len = sizeof(buf);
 	remote.iov_base = self->span;
@@ -528,13 +550,14 @@ TEST_F(iso, proc_pid_mem_write_after_fork)
 	ASSERT_EQ(0, pipe(to_parent));
 	pid = fork();
 	ASSERT_LE(0, pid);
+	keep_ends(pid == 0, to_child, to_parent);
 	if (pid == 0) {
 		say(to_parent[1]);
 		hear(to_child[0]);
 		_exit(self->span[2 * self->page] == 'M' &&
 		      self->span[3 * self->page] == 'A' ? 0 : 1);
 	}
-	hear(to_parent[0]);
+	ASSERT_TRUE(heard(to_parent[0])) TH_LOG("the child found a wrong byte");
 	snprintf(path, sizeof(path), "/proc/%d/mem", pid);
 	fd = open(path, O_RDWR);
 	if (fd < 0) {
@@ -576,6 +599,7 @@ TEST_F(iso, odirect_read_after_fork)
 	ASSERT_EQ(0, pipe(to_parent));
 	pid = fork();
 	ASSERT_LE(0, pid);
+	keep_ends(pid == 0, to_child, to_parent);
 	if (pid == 0) {
 		hear(to_child[0]);
 		for (i = 0; i < SPAN_PAGES; i++)
@@ -592,7 +616,7 @@ TEST_F(iso, odirect_read_after_fork)
 	ASSERT_EQ((ssize_t)self->bytes / 2,
 		  pread(fd, self->span, self->bytes / 2, 0));
 	say(to_child[1]);
-	hear(to_parent[0]);
+	ASSERT_TRUE(heard(to_parent[0])) TH_LOG("the child found a wrong byte");
 	for (i = 0; i < SPAN_PAGES; i++)
 		EXPECT_TRUE(page_is(self->span, self->page, i,
 				    i < SPAN_PAGES / 2 ? 'D' : 'A'));

@@ -780,77 +780,41 @@ TEST_F(dev, shrinker_drop_caches)
 	EXPECT_LE(128, read_stat("shrinker_freed"));
 }
 
-static long meminfo(const char *key)
-{
-	char line[256];
-	long value = -1;
-	FILE *f = fopen("/proc/meminfo", "r");
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, key, strlen(key)) && line[strlen(key)] == ':')
-			value = strtol(line + strlen(key) + 1, NULL, 10);
-	fclose(f);
-	return value;
-}
-
 /*
- * A memory hog in another process: it touches more anonymous memory than
- * is available, so reclaim has to ask the shrinker for the pooled frames.
- * It stops as soon as the shrinker has given some back.
+ * Reclaim reaches the shrinker: proactive reclaim of the root cgroup
+ * (memory.reclaim) runs the same shrink_slab() passes as a memory hog
+ * would, at falling priority, without depending on how much memory is
+ * free. Each write asks for 128 MiB; a write that finds nothing to
+ * reclaim fails with EAGAIN after reclaim at the lowest priority, where
+ * every shrinker is asked for all it holds.
  */
-TEST_F_TIMEOUT(dev, shrinker_under_memory_hog, 300)
+TEST_F(dev, shrinker_under_reclaim)
 {
 	long old = read_param("pool_max_frames"), pool_pages = 32768;
-	long start_freed, avail_kb;
-	int status;
+	long start_freed;
 	void *span;
-	pid_t pid;
+	int fd, i;
 
-	if (write_param("pool_max_frames", pool_pages))
+	fd = open("/sys/fs/cgroup/memory.reclaim", O_WRONLY);
+	if (fd < 0)
+		SKIP(return, "no /sys/fs/cgroup/memory.reclaim (cgroup2, root)");
+	if (write_param("pool_max_frames", pool_pages)) {
+		close(fd);
 		SKIP(return, "cannot set pool_max_frames (not root?)");
+	}
 	if (span_alloc(self->fd, pool_pages, 0, &span)) {
 		write_param("pool_max_frames", old);
+		close(fd);
 		SKIP(return, "not enough memory for a 128 MiB pool");
 	}
 	ASSERT_EQ(0, span_free(self->fd, span));
 	ASSERT_LE(pool_pages, read_stat("pool_frames"));
 	start_freed = read_stat("shrinker_freed");
-	avail_kb = meminfo("MemAvailable");
-	ASSERT_LT(0, avail_kb);
-
-	pid = fork();
-	ASSERT_LE(0, pid);
-	if (pid == 0) {
-		long want = avail_kb * 1024 + pool_pages * self->page / 2;
-		long step = 1L << 20, done;
-		char *hog;
-
-		/* If anything is to be killed, let it be the hog. */
-		write_param("pool_max_frames", old);
-		{
-			int fd = open("/proc/self/oom_score_adj", O_WRONLY);
-
-			if (fd >= 0 && write(fd, "1000", 4) != 4)
-				_exit(3);
-			close(fd);
-		}
-		hog = mmap(NULL, want, PROT_READ | PROT_WRITE,
-			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-		if (hog == MAP_FAILED)
-			_exit(2);
-		for (done = 0; done + step <= want; done += step) {
-			memset(hog + done, 1, step);
-			if (read_stat("shrinker_freed") > start_freed)
-				_exit(0);
-		}
-		_exit(1);
-	}
-	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	for (i = 0; i < 64 && read_stat("shrinker_freed") == start_freed; i++)
+		if (write(fd, "128M", 4) < 0 && errno != EAGAIN)
+			break;
+	close(fd);
 	write_param("pool_max_frames", old);
-	EXPECT_TRUE(WIFEXITED(status));
-	EXPECT_EQ(0, WEXITSTATUS(status));
 	EXPECT_LT(start_freed, read_stat("shrinker_freed"));
 	EXPECT_GT(pool_pages, read_stat("pool_frames"));
 }
@@ -1721,6 +1685,117 @@ TEST_F(dev, heap_limit_enomem_then_goes_on)
 	ASSERT_EQ(0, write_param("heap_max_frames", 4));
 	EXPECT_EQ(-ENOMEM, span_alloc(self->fd, 1, 0, &b));
 	write_param("heap_max_frames", old);
+}
+
+/*
+ * In a child that becomes user @uid: an arena and @pages of spans.
+ * Returns 0, 10 + errno of the mmap, or 100 + errno of SPAN_ALLOC.
+ */
+static int as_user_alloc(uid_t uid, long pages)
+{
+	void *arena, *span;
+	int fd, err;
+
+	if (setgid(uid) || setuid(uid))
+		return 1;
+	fd = open(DEV, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return 2;
+	arena = mmap(NULL, ARENA_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (arena == MAP_FAILED)
+		return 10 + errno;
+	err = span_alloc(fd, pages, 0, &span);
+	return err ? 100 - err : 0;
+}
+
+static int wait_status(pid_t pid)
+{
+	int status;
+
+	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+		return -1;
+	return WEXITSTATUS(status);
+}
+
+/*
+ * The access policy (module/user.c): each user has a budget of span pages
+ * and of heaps; one user at its limit leaves the others theirs, and a fork
+ * child is never refused a heap.
+ */
+TEST(users_have_their_own_budgets)
+{
+	long old_pages = read_param("user_max_frames");
+	long old_heaps = read_param("user_max_heaps");
+	int hold[2], ready[2], status;
+	pid_t a, b;
+	char c;
+
+	if (!device_present())
+		SKIP(return, DEV " not present: module not loaded");
+	if (geteuid() || old_pages < 0 ||
+	    write_param("user_max_frames", 256) ||
+	    write_param("user_max_heaps", 2))
+		SKIP(return, "needs root and the user_max_* parameters");
+	ASSERT_EQ(0, pipe(hold));
+	ASSERT_EQ(0, pipe(ready));
+	a = fork();
+	ASSERT_LE(0, a);
+	if (a == 0) {
+		void *arena, *span;
+		int fd;
+		pid_t a2;
+
+		close(hold[1]);
+		close(ready[0]);
+		if (as_user_alloc(60001, 200))
+			_exit(1);
+		/* Over the user's budget: -ENOMEM, the heap goes on. */
+		fd = open(DEV, O_RDWR | O_CLOEXEC);
+		if (span_alloc(fd, 100, 0, &span) != -ENOMEM)
+			_exit(2);
+		if (span_alloc(fd, 56, 0, &span))
+			_exit(3);
+		/* A fork child's heap is never refused (2 heaps)... */
+		a2 = fork();
+		if (a2 == 0) {
+			pid_t a3 = fork();
+			struct spanalloc_info info;
+
+			if (a3 == 0) {
+				/* ...(3 heaps), but a new arena is: -EMFILE. */
+				if (ioctl(fd, SPANALLOC_IOC_INFO, &info) ||
+				    munmap((void *)(uintptr_t)info.arena_start,
+					   info.arena_bytes))
+					_exit(4);
+				arena = mmap(NULL, ARENA_BYTES,
+					     PROT_READ | PROT_WRITE, MAP_SHARED,
+					     fd, 0);
+				_exit(arena == MAP_FAILED && errno == EMFILE ?
+				      0 : 5);
+			}
+			_exit(wait_status(a3));
+		}
+		if (wait_status(a2))
+			_exit(6);
+		/* Hold the whole budget while user B allocates. */
+		if (write(ready[1], "x", 1) != 1 || read(hold[0], &c, 1) < 0)
+			_exit(7);
+		_exit(0);
+	}
+	/* User B gets its whole budget while A holds all of its own. */
+	close(ready[1]);
+	ASSERT_EQ(1, read(ready[0], &c, 1)) TH_LOG("user A failed early");
+	b = fork();
+	ASSERT_LE(0, b);
+	if (b == 0)
+		_exit(as_user_alloc(60002, 256));
+	EXPECT_EQ(0, wait_status(b));
+	close(hold[1]);
+	ASSERT_EQ(a, waitpid(a, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(0, WEXITSTATUS(status));
+	write_param("user_max_frames", old_pages);
+	write_param("user_max_heaps", old_heaps);
 }
 
 TEST_F(dev, global_limit_enomem)

@@ -1,0 +1,76 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# fault_injection.sh: the module's error paths under injected allocation
+# failures (failslab, fail_page_alloc), on kernels that have them (the
+# debug kernel). The ioctl-heavy tests (fork_isolation, spanalloc_test) run
+# with /proc/self/make-it-fail set, so that only they see failures; their
+# own verdicts are not counted (allocations fail on purpose). What is judged:
+# failures were injected, every run ended, and after each one every frame
+# and heap is back (no leak on any error path). The kernel must report
+# nothing: scripts/vm-run fails the run on any WARNING, BUG, KASAN or lockdep
+# report, and kmemleak scans afterwards.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+bin=${SPANALLOC_TEST_BIN:-$here/../build/selftests}
+dbg=/sys/kernel/debug
+stats=/sys/class/misc/spanalloc/stats
+
+echo "TAP version 13"
+if [ ! -d $dbg/failslab ] || [ ! -d $dbg/fail_page_alloc ] || [ "$(id -u)" != 0 ]; then
+	echo "1..0 # SKIP no failslab/fail_page_alloc (CONFIG_FAULT_INJECTION_DEBUG_FS) or not root"
+	exit 0
+fi
+[ -e /dev/spanalloc ] || { echo "1..0 # SKIP /dev/spanalloc not present"; exit 0; }
+
+runs=(
+	"fork_isolation"
+	"spanalloc_test -f dev"
+)
+echo "1..$((2 * ${#runs[@]} * 2))"
+n=0
+
+# setup KIND: 5% of the task-filtered allocations fail, quietly.
+setup() {
+	local d=$dbg/$1
+	echo 5 > $d/probability
+	echo 0 > $d/interval
+	echo 100000 > $d/times
+	echo 0 > $d/space
+	echo 0 > $d/verbose
+	echo Y > $d/task-filter
+	echo N > $d/ignore-gfp-wait
+	[ -e $d/ignore-gfp-highmem ] && echo N > $d/ignore-gfp-highmem
+	[ -e $d/min-order ] && echo 0 > $d/min-order
+	[ -e $d/cache-filter ] && echo N > $d/cache-filter
+}
+
+off() { echo 0 > $dbg/$1/probability; }
+
+for kind in failslab fail_page_alloc; do
+	setup $kind
+	for r in "${runs[@]}"; do
+		read -r prog args <<<"$r"
+		before=$(cat $dbg/$kind/times)
+		# make-it-fail is inherited by the test's children (fork()).
+		timeout -k 5 150 bash -c 'echo 1 > /proc/self/make-it-fail; exec "$0" "$@"' \
+			"$bin/$prog" $args >/dev/null 2>&1
+		status=$?
+		injected=$((before - $(cat $dbg/$kind/times)))
+		pkill -9 -f "$bin/$prog" 2>/dev/null
+		sleep 1
+		n=$((n + 1))
+		if [ $status -lt 124 ] && [ $injected -gt 0 ]; then
+			echo "ok $n $kind: $prog ran to the end with $injected injected failures"
+		else
+			echo "not ok $n $kind: $prog status $status, $injected injected failures"
+		fi
+		frames=$(cat $stats/frames) heaps=$(cat $stats/heaps)
+		n=$((n + 1))
+		if [ "$frames" = 0 ] && [ "$heaps" = 0 ]; then
+			echo "ok $n $kind: $prog left no frame and no heap"
+		else
+			echo "not ok $n $kind: $prog left frames=$frames heaps=$heaps"
+		fi
+	done
+	off $kind
+done
