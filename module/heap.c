@@ -62,6 +62,7 @@
  *   - mprotect() of any part to anything but read-write: -EACCES;
  *   - growing with mremap(): -EFAULT (VM_DONTEXPAND); moving it: -EINVAL.
  */
+#include <linux/capability.h>
 #include <linux/hashtable.h>
 #include <linux/mm.h>
 #include <linux/mman.h>
@@ -257,7 +258,7 @@ int spanalloc_heap_mmap(struct vm_area_struct *vma)
 	if (pages > spanalloc_arena_max_bytes >> PAGE_SHIFT)
 		return -EINVAL;
 
-	user = spanalloc_user_get();
+	user = spanalloc_user_get(capable(CAP_IPC_LOCK));
 	if (IS_ERR(user))
 		return PTR_ERR(user);
 	pool = spanalloc_pool_get();
@@ -271,6 +272,7 @@ int spanalloc_heap_mmap(struct vm_area_struct *vma)
 		spanalloc_user_put(user);
 		return -ENOMEM;
 	}
+	heap->unlimited = capable(CAP_IPC_LOCK);
 	err = spanalloc_range_init(&heap->free, pages);
 	if (err)
 		goto out_put_heap;
@@ -320,6 +322,7 @@ static struct spanalloc_heap *heap_fork(struct spanalloc_heap *parent,
 		spanalloc_user_put(parent->user);
 		return NULL;
 	}
+	child->unlimited = parent->unlimited;
 
 	mutex_lock(&parent->lock);
 	if (!parent->dead)

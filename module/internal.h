@@ -206,7 +206,7 @@ unsigned int spanalloc_user_max_heaps(void);
 
 struct spanalloc_user;
 
-struct spanalloc_user *spanalloc_user_get(void);
+struct spanalloc_user *spanalloc_user_get(bool unlimited);
 void spanalloc_user_ref(struct spanalloc_user *user);
 void spanalloc_user_put(struct spanalloc_user *user);
 int spanalloc_user_charge(struct spanalloc_user *user, unsigned long pages);
@@ -242,6 +242,7 @@ struct spanalloc_span {
  * @pool:	frame pool of the cgroup that made the heap (a reference).
  * @user:	the user whose budget the heap's pages count against (a
  *		reference); a fork() child's heap keeps its parent's.
+ * @unlimited:	made with CAP_IPC_LOCK: counted, not held to @user's budget.
  * @lock:	protects everything below.
  * @dead:	the arena is gone; no new span may be made.
  * @nr_vmas:	VMAs of @mm pointing at the heap (2 briefly during mremap).
@@ -267,6 +268,7 @@ struct spanalloc_heap {
 	struct mm_struct *mm;
 	struct spanalloc_pool *pool;
 	struct spanalloc_user *user;
+	bool unlimited;
 
 	struct mutex lock;		/* protects all below */
 	bool dead;

@@ -40,7 +40,7 @@ MODULE_PARM_DESC(max_frames, "Most frames all heaps together may hold; 0: 3/4 of
 
 static unsigned long user_max_frames;
 module_param(user_max_frames, ulong, 0644);
-MODULE_PARM_DESC(user_max_frames, "Most span pages all heaps of one user may hold; 0: 1/4 of RAM");
+MODULE_PARM_DESC(user_max_frames, "Most span pages all heaps of one user may hold; 0: 1/2 of RAM");
 
 static unsigned int user_max_heaps = 1024;
 module_param(user_max_heaps, uint, 0644);
@@ -49,13 +49,13 @@ MODULE_PARM_DESC(user_max_heaps, "Most heaps (processes with an arena) of one us
 /**
  * spanalloc_user_max_pages() - the per-user page budget now in force
  *
- * Return: the user_max_frames parameter, or 1/4 of RAM if it is 0.
+ * Return: the user_max_frames parameter, or 1/2 of RAM if it is 0.
  */
 unsigned long spanalloc_user_max_pages(void)
 {
 	unsigned long limit = READ_ONCE(user_max_frames);
 
-	return limit ? limit : totalram_pages() / 4;
+	return limit ? limit : totalram_pages() / 2;
 }
 
 /**

@@ -514,9 +514,12 @@ void spanalloc_pool_give(struct spanalloc_pool *pool, struct page **pages,
 		total = pool_total_locked(pool);
 		dirty = pool->nr_dirty;
 		spin_unlock(&pool->lock);
-		queue_delayed_work(system_unbound_wq, &pool->zero_work,
-				   dirty >= SPANALLOC_POOL_BATCH ? 0 :
-				   msecs_to_jiffies(SPANALLOC_ZERO_DELAY_MS));
+		/* A full batch is zeroed now, even if a later run is queued. */
+		if (dirty >= SPANALLOC_POOL_BATCH)
+			mod_delayed_work(system_unbound_wq, &pool->zero_work, 0);
+		else
+			queue_delayed_work(system_unbound_wq, &pool->zero_work,
+					   msecs_to_jiffies(SPANALLOC_ZERO_DELAY_MS));
 	}
 	if (total > max)
 		pool_drain(pool, total - max);

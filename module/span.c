@@ -43,6 +43,10 @@ static int span_charge(struct spanalloc_heap *heap, unsigned long pages)
 
 	if (pages > limit || heap->nr_pages > limit - pages)
 		return -ENOMEM;
+	if (heap->unlimited) {
+		spanalloc_user_add(heap->user, pages);
+		return 0;
+	}
 	return spanalloc_user_charge(heap->user, pages);
 }
 
@@ -601,7 +605,8 @@ long spanalloc_span_free_batch_ioctl(void __user *arg)
 		.flags = req.flags, .count = req.count, .addrs = addrs,
 	};
 	err = span_call(span_free_op, &args);
-	if (err != -ENXIO && put_user(args.count, &ureq->count))
+	/* Without a heap or the mmap lock nothing ran: leave @count alone. */
+	if (err != -ENXIO && err != -EINTR && put_user(args.count, &ureq->count))
 		err = -EFAULT;
 	kfree(addrs);
 	return err;

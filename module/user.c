@@ -7,11 +7,14 @@
  *
  *   - the device is open to every user (mode 0666), as malloc is;
  *   - each user (uid in the initial user namespace) has a budget of span
- *     pages over all of its heaps, user_max_frames (default: 1/4 of RAM),
+ *     pages over all of its heaps, user_max_frames (default: 1/2 of RAM),
  *     and of heaps, user_max_heaps (default 1024), so that one user cannot
  *     take what the global limit (max_frames, 3/4 of RAM) leaves to the
- *     others. A heap's pages count whether its frames are present or given
- *     back with KEEP_RANGE, so span records, frame arrays and view pages
+ *     others. A heap made by a task with CAP_IPC_LOCK (which may lock
+ *     memory without limit anyway) is counted but not held to the budget.
+ *     The per-heap (heap_max_frames) and global limits hold for all.
+ *     A heap's pages count whether its frames are present or given back
+ *     with KEEP_RANGE, so span records, frame arrays and view pages
  *     (kernel memory, about 16 bytes per page) are bounded too;
  *   - frames and kernel memory are charged to the memory cgroup of the
  *     heap's pool, where an administrator sets memory.max;
@@ -49,12 +52,13 @@ static DEFINE_SPINLOCK(user_table_lock);	/* protects user_table, refs */
 
 /**
  * spanalloc_user_get() - the record of current's user, for a new heap
+ * @unlimited:	the heap is not held to user_max_heaps (CAP_IPC_LOCK).
  *
  * Context: process context, may sleep.
  * Return: the record with a reference, ERR_PTR(-ENOMEM) without memory,
  * or ERR_PTR(-EMFILE) when the user has user_max_heaps heaps.
  */
-struct spanalloc_user *spanalloc_user_get(void)
+struct spanalloc_user *spanalloc_user_get(bool unlimited)
 {
 	kuid_t uid = current_uid();
 	struct spanalloc_user *user, *fresh;
@@ -66,7 +70,8 @@ struct spanalloc_user *spanalloc_user_get(void)
 	hash_for_each_possible(user_table, user, node, __kuid_val(uid)) {
 		if (!uid_eq(user->uid, uid))
 			continue;
-		if (refcount_read(&user->ref) >= spanalloc_user_max_heaps())
+		if (!unlimited &&
+		    refcount_read(&user->ref) >= spanalloc_user_max_heaps())
 			user = ERR_PTR(-EMFILE);
 		else
 			refcount_inc(&user->ref);
