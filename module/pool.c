@@ -498,8 +498,12 @@ void spanalloc_pool_give(struct spanalloc_pool *pool, struct page **pages,
 	room = max > total ? max - total : 0;
 
 	for (i = 0; i < nr; i++) {
-		/* Only a frame nobody else maps or pins may be reused. */
-		if (kept < room && page_count(pages[i]) == 1) {
+		/*
+		 * Only a frame nobody else maps or pins may be reused, and
+		 * never one memory_failure() marked poisoned.
+		 */
+		if (kept < room && page_count(pages[i]) == 1 &&
+		    !PageHWPoison(pages[i])) {
 			list_add(&pages[i]->lru, &list);
 			kept++;
 		} else {

@@ -2,8 +2,11 @@
 # SPDX-License-Identifier: GPL-2.0
 # fault_injection.sh: the module's error paths under injected allocation
 # failures (failslab, fail_page_alloc), on kernels that have them (the
-# debug kernel). The ioctl-heavy tests (fork_isolation, spanalloc_test) run
-# with /proc/self/make-it-fail set, so that only they see failures; their
+# debug kernel). Only allocations made with spanalloc.ko on the stack fail
+# (require-start/-end: the module's address range), and only in the
+# ioctl-heavy tests (fork_isolation, spanalloc_test), which run with
+# /proc/self/make-it-fail set: every SPAN_* ioctl, fork(), fault and
+# mmap path of the module meets failures, the rest of the kernel none. Their
 # own verdicts are not counted (allocations fail on purpose). What is judged:
 # failures were injected, every run ended, and after each one every frame
 # and heap is back (no leak on any error path). The kernel must report
@@ -16,11 +19,18 @@ dbg=/sys/kernel/debug
 stats=/sys/class/misc/spanalloc/stats
 
 echo "TAP version 13"
-if [ ! -d $dbg/failslab ] || [ ! -d $dbg/fail_page_alloc ] || [ "$(id -u)" != 0 ]; then
-	echo "1..0 # SKIP no failslab/fail_page_alloc (CONFIG_FAULT_INJECTION_DEBUG_FS) or not root"
+if [ ! -e $dbg/failslab/require-start ] || [ ! -d $dbg/fail_page_alloc ] ||
+	[ "$(id -u)" != 0 ]; then
+	echo "1..0 # SKIP no failslab/fail_page_alloc with a stack filter (CONFIG_FAULT_INJECTION_STACKTRACE_FILTER) or not root"
 	exit 0
 fi
 [ -e /dev/spanalloc ] || { echo "1..0 # SKIP /dev/spanalloc not present"; exit 0; }
+# /proc/modules: name size refs deps state address
+read -r size base < <(awk '$1 == "spanalloc" { print $2, $6 }' /proc/modules)
+if [ -z "${base:-}" ] || [ $((base)) = 0 ]; then
+	echo "1..0 # SKIP no address for spanalloc in /proc/modules"
+	exit 0
+fi
 
 runs=(
 	"fork_isolation"
@@ -32,7 +42,11 @@ n=0
 # setup KIND: 5% of the task-filtered allocations fail, quietly.
 setup() {
 	local d=$dbg/$1
-	echo 5 > $d/probability
+	# Kernel addresses are above 2^63: print them unsigned.
+	printf '%u\n' $((base)) > $d/require-start
+	printf '%u\n' $((base + size)) > $d/require-end
+	echo 32 > $d/stacktrace-depth
+	echo 10 > $d/probability
 	echo 0 > $d/interval
 	echo 100000 > $d/times
 	echo 0 > $d/space
