@@ -31,8 +31,9 @@ static long stat_of(const char *name)
 
 static void show(const char *what)
 {
-	printf("  %-44s module: frames=%-6ld spans=%-4ld heaps=%ld\n", what,
-	       stat_of("frames"), stat_of("spans"), stat_of("heaps"));
+	printf("  %-44s module: frames=%-6ld spans=%-4ld heaps=%ld copies=%ld\n",
+	       what, stat_of("frames"), stat_of("spans"), stat_of("heaps"),
+	       stat_of("cow_copies"));
 }
 
 int main(void)
@@ -84,7 +85,9 @@ int main(void)
 		_exit(0);
 	}
 	waitpid(pid, &status, 0);
-	printf("  parent: span 0 still holds '%c' (copy-on-write)\n", span[0][0]);
+	printf("  parent: span 0 still holds '%c' (the module copied only the page\n"
+	       "          the child touched; the parent's own pages are its again)\n",
+	       span[0][0]);
 	show("after the child exited");
 
 	for (i = 0; i < N; i++)
