@@ -12,9 +12,10 @@
  * where swap_after_two_forks and migrate_after_two_forks fail.
  *
  * Needs: the module; swap for swap_after_two_forks (scripts/run-selftests
- * sets up zram swap in the guest), root for MADV_SOFT_OFFLINE and
- * compaction, a scratch block device in SPANALLOC_TEST_BLOCKDEV for
- * O_DIRECT. Missing ones SKIP.
+ * sets up zram swap in the guest), root for MADV_SOFT_OFFLINE, move_pages
+ * and compaction, two NUMA nodes for move_pages (scripts/vm-run --numa 2),
+ * a scratch block device in SPANALLOC_TEST_BLOCKDEV for O_DIRECT. Missing
+ * ones SKIP.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -46,6 +47,9 @@
 #endif
 #ifndef MADV_SOFT_OFFLINE
 #define MADV_SOFT_OFFLINE 101
+#endif
+#ifndef MPOL_MF_MOVE_ALL
+#define MPOL_MF_MOVE_ALL (1 << 2)
 #endif
 #ifndef MADV_KEEPONFORK
 #define MADV_KEEPONFORK	19
@@ -235,7 +239,45 @@ static int anon_soft_offline_works(long page)
 	return ok;
 }
 
-enum core_path { PATH_PAGEOUT, PATH_SOFT_OFFLINE };
+/*
+ * move_pages(2) of the @n pages at @p to @node (MPOL_MF_MOVE_ALL: also pages
+ * other processes map; needs CAP_SYS_NICE). Returns how many moved.
+ */
+static int move_to_node(void *p, long page, int n, int node)
+{
+	void *pages[SPAN_PAGES];
+	int nodes[SPAN_PAGES], status[SPAN_PAGES], i, moved = 0;
+
+	for (i = 0; i < n && i < SPAN_PAGES; i++) {
+		pages[i] = (char *)p + i * page;
+		nodes[i] = node;
+		status[i] = -1;
+	}
+	if (syscall(__NR_move_pages, 0, (unsigned long)i, pages, nodes, status,
+		    MPOL_MF_MOVE_ALL) < 0)
+		return -1;
+	while (i--)
+		moved += status[i] == node;
+	return moved;
+}
+
+/* Can this process move an anonymous page to node 1? */
+static int anon_move_pages_works(long page)
+{
+	unsigned char *p;
+	int ok;
+
+	p = mmap(NULL, page, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return 0;
+	memset(p, 1, page);
+	ok = move_to_node(p, page, 1, 1) == 1 && p[0] == 1;
+	munmap(p, page);
+	return ok;
+}
+
+enum core_path { PATH_PAGEOUT, PATH_SOFT_OFFLINE, PATH_MOVE_PAGES };
 
 static void apply_path(enum core_path path, void *p, size_t bytes)
 {
@@ -243,8 +285,10 @@ static void apply_path(enum core_path path, void *p, size_t bytes)
 	 * these may fail; what matters is what each side reads after. */
 	if (path == PATH_PAGEOUT)
 		madvise(p, bytes, MADV_PAGEOUT);
-	else
+	else if (path == PATH_SOFT_OFFLINE)
 		madvise(p, bytes, MADV_SOFT_OFFLINE);
+	else
+		move_to_node(p, sysconf(_SC_PAGESIZE), bytes / sysconf(_SC_PAGESIZE), 1);
 }
 
 /*
@@ -288,7 +332,7 @@ static void two_forks(struct __test_metadata *_metadata,
 				_exit(2);
 		_exit(0);
 	}
-	if (path == PATH_SOFT_OFFLINE)
+	if (path != PATH_PAGEOUT)
 		apply_path(path, self->span, self->bytes);
 	for (i = 0; i < SPAN_PAGES; i++)
 		EXPECT_TRUE(page_is(self->span, self->page, i, 'B'));
@@ -317,6 +361,14 @@ TEST_F(iso, migrate_after_two_forks)
 	if (!anon_soft_offline_works(self->page))
 		SKIP(return, "MADV_SOFT_OFFLINE needs root and CONFIG_MEMORY_FAILURE");
 	two_forks(_metadata, self, PATH_SOFT_OFFLINE);
+}
+
+/* The same with move_pages(2) to another node (scripts/vm-run --numa 2). */
+TEST_F(iso, move_pages_after_two_forks)
+{
+	if (!anon_move_pages_works(self->page))
+		SKIP(return, "move_pages to node 1 does not move an anonymous page (one node? not root?)");
+	two_forks(_metadata, self, PATH_MOVE_PAGES);
 }
 
 /* kB of anonymous memory in the VMA that starts at @start (smaps). */
