@@ -206,39 +206,6 @@ static int swap_on(void)
 	return n > 1;
 }
 
-/* Does @p's page stay resident after MADV_PAGEOUT? (anonymous control) */
-static int anon_pageout_works(long page)
-{
-	unsigned char *p, vec = 1;
-	int ok;
-
-	p = mmap(NULL, page, PROT_READ | PROT_WRITE,
-		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (p == MAP_FAILED)
-		return 0;
-	memset(p, 1, page);
-	ok = !madvise(p, page, MADV_PAGEOUT) && !mincore(p, page, &vec) &&
-	     !(vec & 1);
-	munmap(p, page);
-	return ok;
-}
-
-/* Can this process soft-offline (migrate) an anonymous page? */
-static int anon_soft_offline_works(long page)
-{
-	unsigned char *p;
-	int ok;
-
-	p = mmap(NULL, page, PROT_READ | PROT_WRITE,
-		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (p == MAP_FAILED)
-		return 0;
-	memset(p, 1, page);
-	ok = !madvise(p, page, MADV_SOFT_OFFLINE) && p[0] == 1;
-	munmap(p, page);
-	return ok;
-}
-
 /*
  * move_pages(2) of the @n pages at @p to @node (MPOL_MF_MOVE_ALL: also pages
  * other processes map; needs CAP_SYS_NICE). Returns how many moved.
@@ -261,23 +228,39 @@ static int move_to_node(void *p, long page, int n, int node)
 	return moved;
 }
 
-/* Can this process move an anonymous page to node 1? */
-static int anon_move_pages_works(long page)
+enum core_path { PATH_PAGEOUT, PATH_SOFT_OFFLINE, PATH_MOVE_PAGES };
+
+/*
+ * The control: does @path do its job on an anonymous page here (swap it
+ * out, migrate it) and keep its data? If not, the same steps on the arena
+ * would prove nothing: the test skips.
+ */
+static int anon_path_works(enum core_path path, long page)
 {
-	unsigned char *p;
-	int ok;
+	unsigned char *p, vec = 1;
+	int ok = 0;
 
 	p = mmap(NULL, page, PROT_READ | PROT_WRITE,
 		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED)
 		return 0;
 	memset(p, 1, page);
-	ok = move_to_node(p, page, 1, 1) == 1 && p[0] == 1;
+	switch (path) {
+	case PATH_PAGEOUT:
+		ok = !madvise(p, page, MADV_PAGEOUT) &&
+		     !mincore(p, page, &vec) && !(vec & 1);
+		break;
+	case PATH_SOFT_OFFLINE:
+		ok = !madvise(p, page, MADV_SOFT_OFFLINE);
+		break;
+	case PATH_MOVE_PAGES:
+		ok = move_to_node(p, page, 1, 1) == 1;
+		break;
+	}
+	ok = ok && p[0] == 1;
 	munmap(p, page);
 	return ok;
 }
-
-enum core_path { PATH_PAGEOUT, PATH_SOFT_OFFLINE, PATH_MOVE_PAGES };
 
 static void apply_path(enum core_path path, void *p, size_t bytes)
 {
@@ -351,14 +334,14 @@ TEST_F(iso, swap_after_two_forks)
 {
 	if (!swap_on())
 		SKIP(return, "no swap device (scripts/run-selftests sets up zram)");
-	if (!anon_pageout_works(self->page))
+	if (!anon_path_works(PATH_PAGEOUT, self->page))
 		SKIP(return, "MADV_PAGEOUT does not swap an anonymous page here");
 	two_forks(_metadata, self, PATH_PAGEOUT);
 }
 
 TEST_F(iso, migrate_after_two_forks)
 {
-	if (!anon_soft_offline_works(self->page))
+	if (!anon_path_works(PATH_SOFT_OFFLINE, self->page))
 		SKIP(return, "MADV_SOFT_OFFLINE needs root and CONFIG_MEMORY_FAILURE");
 	two_forks(_metadata, self, PATH_SOFT_OFFLINE);
 }
@@ -366,7 +349,7 @@ TEST_F(iso, migrate_after_two_forks)
 /* The same with move_pages(2) to another node (scripts/vm-run --numa 2). */
 TEST_F(iso, move_pages_after_two_forks)
 {
-	if (!anon_move_pages_works(self->page))
+	if (!anon_path_works(PATH_MOVE_PAGES, self->page))
 		SKIP(return, "move_pages to node 1 does not move an anonymous page (one node? not root?)");
 	two_forks(_metadata, self, PATH_MOVE_PAGES);
 }
