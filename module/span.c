@@ -56,7 +56,7 @@ static void span_uncharge(struct spanalloc_heap *heap, unsigned long pages)
 }
 
 /**
- * spanalloc_span_release() - drop a span's record and its frame reference
+ * spanalloc_span_release() - drop a span's record and let go of its frames
  * @heap:	the heap the span belonged to.
  * @span:	the span, already out of @heap->spans and unmapped.
  *
