@@ -8,7 +8,8 @@
  *     from the buddy allocator) and a warm pool (frames zeroed ahead),
  *     against mmap(MAP_ANONYMOUS) + touch and MAP_POPULATE + touch;
  *   - fork() + exec(/bin/true) + wait of a process holding a 1 GiB heap,
- *     every page written, against the same with 1 GiB of anonymous memory;
+ *     every page written, against the same with 1 GiB of anonymous memory
+ *     (transparent huge pages as the kernel is set up, and 4 KiB pages);
  *     and the same followed by one write per page in the parent (the pages
  *     the fork took from the parent's page tables come back by faults);
  *   - a SPAN_ALLOC/SPAN_FREE round trip of one page (and each half alone,
@@ -177,9 +178,31 @@ static void fork_exec(char *p, double *t_fork, double *t_touch)
 	*t_touch = now() - t;
 }
 
-/* fork_exec() with a 1 GiB heap of spans, and with anonymous memory. */
-static void fork_exec_pair(int fd, double *heap, double *heap_touch,
-			   double *anon, double *anon_touch)
+/* fork_exec() of 1 GiB of anonymous memory; 4 KiB pages if @small. */
+static void fork_exec_anon(int small, double *t_fork, double *t_touch)
+{
+	char *p = mmap(NULL, FORK_BYTES, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED) {
+		perror("kbench: mmap 1 GiB");
+		exit(1);
+	}
+	if (small)
+		madvise(p, FORK_BYTES, MADV_NOHUGEPAGE);
+	touch(p, FORK_BYTES);
+	fork_exec(p, t_fork, t_touch);
+	munmap(p, FORK_BYTES);
+}
+
+/*
+ * fork_exec() with a 1 GiB heap of spans, then with anonymous memory as
+ * the kernel gives it (transparent huge pages when enabled: one PMD per
+ * 2 MiB to copy) and with 4 KiB anonymous pages, as the heap's are.
+ */
+static void fork_exec_set(int fd, double *heap, double *heap_touch,
+			  double *anon, double *anon_touch, double *small,
+			  double *small_touch)
 {
 	static uint64_t addrs[FORK_BYTES / SPAN_BYTES];
 	struct spanalloc_span_alloc_batch req = {
@@ -189,6 +212,8 @@ static void fork_exec_pair(int fd, double *heap, double *heap_touch,
 	unsigned int i, n = FORK_BYTES / SPAN_BYTES;
 	char *p;
 
+	/* 1 GiB is more than half of a 2 GiB guest: the default heap limit. */
+	set_param("heap_max_frames", "393216");
 	for (i = 0; i < n; i += NSPANS) {
 		req.addrs = (uintptr_t)(addrs + i);
 		req.count = NSPANS;
@@ -218,16 +243,10 @@ static void fork_exec_pair(int fd, double *heap, double *heap_touch,
 		}
 	}
 	set_param("pool_max_frames", "0");
-	p = mmap(NULL, FORK_BYTES, PROT_READ | PROT_WRITE,
-		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (p == MAP_FAILED) {
-		perror("kbench: mmap 1 GiB");
-		exit(1);
-	}
-	touch(p, FORK_BYTES);
-	fork_exec(p, anon, anon_touch);
-	munmap(p, FORK_BYTES);
+	fork_exec_anon(0, anon, anon_touch);
+	fork_exec_anon(1, small, small_touch);
 	set_param("pool_max_frames", "131072");
+	set_param("heap_max_frames", "0");
 }
 
 static double per_op(void (*op)(int), int fd, int times)
@@ -327,6 +346,7 @@ int main(void)
 	double tnull[ROUNDS], tinfo[ROUNDS], ttrip[ROUNDS], tanon[ROUNDS];
 	double talloc[ROUNDS], tfree[ROUNDS], tbatch[ROUNDS];
 	double fheap[ROUNDS], fheap_t[ROUNDS], fanon[ROUNDS], fanon_t[ROUNDS];
+	double fsmall[ROUNDS], fsmall_t[ROUNDS];
 	static uint64_t addrs[NSPANS];
 	char uname_r[128] = "?";
 	FILE *f;
@@ -369,8 +389,8 @@ int main(void)
 		alloc_then_free(fd, &talloc[r], &tfree[r]);
 		tbatch[r] = per_op(op_batch_round_trip, fd, TRIPS / SPANALLOC_BATCH_MAX) /
 			   SPANALLOC_BATCH_MAX;
-		fork_exec_pair(fd, &fheap[r], &fheap_t[r], &fanon[r],
-			       &fanon_t[r]);
+		fork_exec_set(fd, &fheap[r], &fheap_t[r], &fanon[r],
+			      &fanon_t[r], &fsmall[r], &fsmall_t[r]);
 	}
 
 	printf("kbench on %s, median of %d rounds\n\n", uname_r, ROUNDS);
@@ -384,14 +404,18 @@ int main(void)
 	       median(anon, ROUNDS));
 	printf("| mmap(MAP_POPULATE) | %.4f | %.3fx |\n\n",
 	       median(pop, ROUNDS), median(pop, ROUNDS) / median(anon, ROUNDS));
-	printf("| 1 GiB written, then | heap of spans, s | anonymous, s | heap vs anon |\n");
-	printf("|---|---:|---:|---:|\n");
-	printf("| fork + exec + wait | %.4f | %.4f | %.3fx |\n",
+	printf("| 1 GiB written, then | heap of spans, s | anonymous (THP as configured), s | heap vs it | anonymous, 4 KiB pages, s | heap vs it |\n");
+	printf("|---|---:|---:|---:|---:|---:|\n");
+	printf("| fork + exec + wait | %.4f | %.4f | %.3fx | %.4f | %.3fx |\n",
 	       median(fheap, ROUNDS), median(fanon, ROUNDS),
-	       median(fheap, ROUNDS) / median(fanon, ROUNDS));
-	printf("| fork + exec + wait, then one write per page | %.4f | %.4f | %.3fx |\n\n",
+	       median(fheap, ROUNDS) / median(fanon, ROUNDS),
+	       median(fsmall, ROUNDS),
+	       median(fheap, ROUNDS) / median(fsmall, ROUNDS));
+	printf("| fork + exec + wait, then one write per page | %.4f | %.4f | %.3fx | %.4f | %.3fx |\n\n",
 	       median(fheap_t, ROUNDS), median(fanon_t, ROUNDS),
-	       median(fheap_t, ROUNDS) / median(fanon_t, ROUNDS));
+	       median(fheap_t, ROUNDS) / median(fanon_t, ROUNDS),
+	       median(fsmall_t, ROUNDS),
+	       median(fheap_t, ROUNDS) / median(fsmall_t, ROUNDS));
 	printf("| round trip | ns | vs getppid |\n|---|---:|---:|\n");
 	printf("| getppid() (null system call) | %.0f | 1.00x |\n",
 	       median(tnull, ROUNDS) * 1e9);

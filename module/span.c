@@ -693,14 +693,16 @@ int spanalloc_span_clone_all(struct spanalloc_heap *dst,
 	return err;
 }
 
-/* Pages mapped ahead of a fault, when the heap owns them alone. */
-#define SPANALLOC_FAULT_AROUND	16UL
+/* Pages mapped after a faulting one, when the heap owns them alone. */
+#define SPANALLOC_FAULT_AROUND	511UL
 
 /*
  * After a fault mapped page @index of @span at @addr, map the next pages of
  * the span whose frames the heap owns alone, as one batch: a process that
- * forked and touches its heap again takes one fault per 16 pages, not one
- * per page. Stops at the first hole, shared frame or present entry.
+ * forked and touches its heap again takes one fault per 512 pages (a page
+ * table's worth), not one per page; the frames are the heap's already, so
+ * mapping them early costs no memory. Stops at the first hole, shared
+ * frame or present entry.
  */
 static void span_fault_around(struct vm_area_struct *vma, unsigned long addr,
 			      struct spanalloc_span *span, unsigned long index)
