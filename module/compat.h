@@ -26,13 +26,6 @@ static inline void vm_flags_clear(struct vm_area_struct *vma,
 }
 #endif
 
-#ifndef SPANALLOC_HAVE_VMA_START_WRITE
-/* Without per-VMA locks the mmap write lock alone excludes faults. */
-static inline void vma_start_write(struct vm_area_struct *vma)
-{
-}
-#endif
-
 /* Remove the page table entries of [@addr, @addr + @size) in one VMA only. */
 static inline void spanalloc_zap(struct vm_area_struct *vma,
 				 unsigned long addr, unsigned long size)

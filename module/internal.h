@@ -211,7 +211,6 @@ void spanalloc_user_ref(struct spanalloc_user *user);
 void spanalloc_user_put(struct spanalloc_user *user);
 int spanalloc_user_charge(struct spanalloc_user *user, unsigned long pages);
 void spanalloc_user_add(struct spanalloc_user *user, long pages);
-unsigned long spanalloc_user_pages(struct spanalloc_user *user);
 
 /* ---- heap.c: heaps and the arena VMA ---- */
 

@@ -141,14 +141,3 @@ void spanalloc_user_add(struct spanalloc_user *user, long pages)
 {
 	atomic_long_add(pages, &user->pages);
 }
-
-/**
- * spanalloc_user_pages() - span pages a user's heaps hold
- * @user:	the record.
- *
- * Return: the count.
- */
-unsigned long spanalloc_user_pages(struct spanalloc_user *user)
-{
-	return atomic_long_read(&user->pages);
-}
