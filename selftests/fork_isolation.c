@@ -139,11 +139,22 @@ static int heard(int fd)
 	return read(fd, &c, 1) == 1;
 }
 
-/* After fork(): each side keeps its own ends of the two pipes only. */
-static void keep_ends(int child, int to_child[2], int to_parent[2])
+/*
+ * fork() with a pipe each way between parent and child; each side keeps
+ * its own ends only, so that a side that exits early ends the other's wait.
+ */
+static pid_t fork_talking(int to_child[2], int to_parent[2])
 {
-	close(child ? to_child[1] : to_child[0]);
-	close(child ? to_parent[0] : to_parent[1]);
+	pid_t pid;
+
+	if (pipe(to_child) || pipe(to_parent))
+		return -1;
+	pid = fork();
+	if (pid < 0)
+		return pid;
+	close(pid ? to_child[0] : to_child[1]);
+	close(pid ? to_parent[1] : to_parent[0]);
+	return pid;
 }
 
 static int wait_child(pid_t pid)
@@ -297,11 +308,8 @@ static void two_forks(struct __test_metadata *_metadata,
 	if (path == PATH_PAGEOUT)
 		apply_path(path, self->span, self->bytes);
 
-	ASSERT_EQ(0, pipe(to_child));
-	ASSERT_EQ(0, pipe(to_parent));
-	c2 = fork();
+	c2 = fork_talking(to_child, to_parent);
 	ASSERT_LE(0, c2);
-	keep_ends(c2 == 0, to_child, to_parent);
 	if (c2 == 0) {
 		hear(to_child[0]);		/* P has written 'P' */
 		for (i = 0; i < SPAN_PAGES; i++)
@@ -474,12 +482,9 @@ TEST_F(iso, copies_only_what_is_shared_and_touched)
 
 	if (read_stat("cow_copies") < 0)
 		SKIP(return, "no cow_copies counter (module of ABI 1)");
-	ASSERT_EQ(0, pipe(to_child));
-	ASSERT_EQ(0, pipe(to_parent));
 	copies = read_stat("cow_copies");
-	pid = fork();
+	pid = fork_talking(to_child, to_parent);
 	ASSERT_LE(0, pid);
-	keep_ends(pid == 0, to_child, to_parent);
 	if (pid == 0) {
 		hear(to_child[0]);
 		/* Pages 0-3: the parent copied, these frames are ours alone. */
@@ -545,11 +550,8 @@ TEST_F(iso, process_vm_rw_after_fork)
 	unsigned char buf[64];
 	pid_t pid;
 
-	ASSERT_EQ(0, pipe(to_child));
-	ASSERT_EQ(0, pipe(to_parent));
-	pid = fork();
+	pid = fork_talking(to_child, to_parent);
 	ASSERT_LE(0, pid);
-	keep_ends(pid == 0, to_child, to_parent);
 	if (pid == 0) {
 		memset(self->span, 'c', self->bytes);
 		say(to_parent[1]);
@@ -583,11 +585,8 @@ TEST_F(iso, proc_pid_mem_write_after_fork)
 	char path[64];
 	pid_t pid;
 
-	ASSERT_EQ(0, pipe(to_child));
-	ASSERT_EQ(0, pipe(to_parent));
-	pid = fork();
+	pid = fork_talking(to_child, to_parent);
 	ASSERT_LE(0, pid);
-	keep_ends(pid == 0, to_child, to_parent);
 	if (pid == 0) {
 		say(to_parent[1]);
 		hear(to_child[0]);
@@ -632,11 +631,8 @@ TEST_F(iso, odirect_read_after_fork)
 	memset(src, 'D', self->bytes);
 	ASSERT_EQ((ssize_t)self->bytes, pwrite(fd, src, self->bytes, 0));
 
-	ASSERT_EQ(0, pipe(to_child));
-	ASSERT_EQ(0, pipe(to_parent));
-	pid = fork();
+	pid = fork_talking(to_child, to_parent);
 	ASSERT_LE(0, pid);
-	keep_ends(pid == 0, to_child, to_parent);
 	if (pid == 0) {
 		hear(to_child[0]);
 		for (i = 0; i < SPAN_PAGES; i++)
@@ -753,11 +749,8 @@ TEST_F(iso, pinned_at_fork_stays_with_parent)
 	ASSERT_EQ(64, write(file, "0123456789abcdef0123456789abcdef"
 			    "0123456789abcdef0123456789abcdef", 64));
 
-	ASSERT_EQ(0, pipe(to_child));
-	ASSERT_EQ(0, pipe(to_parent));
-	pid = fork();
+	pid = fork_talking(to_child, to_parent);
 	ASSERT_LE(0, pid);
-	keep_ends(pid == 0, to_child, to_parent);
 	if (pid == 0) {
 		hear(to_child[0]);
 		_exit(page_is(self->span, self->page, 0, 'A') ? 0 : 1);
