@@ -60,6 +60,20 @@ setup() {
 
 off() { echo 0 > $dbg/$1/probability; }
 
+# The tests set module parameters (limits) and put them back at the end; a
+# test stopped by an injected failure may not: put them all back here.
+params=/sys/module/spanalloc/parameters
+declare -A saved
+for f in "$params"/*; do
+	saved[$f]=$(cat "$f")
+done
+restore_params() {
+	local f
+	for f in "${!saved[@]}"; do
+		echo "${saved[$f]}" > "$f" 2>/dev/null
+	done
+}
+
 for kind in failslab fail_page_alloc; do
 	setup $kind
 	for r in "${runs[@]}"; do
@@ -72,6 +86,7 @@ for kind in failslab fail_page_alloc; do
 		injected=$((before - $(cat $dbg/$kind/times)))
 		pkill -9 -f "$bin/$prog" 2>/dev/null
 		sleep 1
+		restore_params
 		n=$((n + 1))
 		if [ $status -lt 124 ] && [ $injected -gt 0 ]; then
 			echo "ok $n $kind: $prog ran to the end with $injected injected failures"
