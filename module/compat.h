@@ -8,6 +8,7 @@
 #ifndef SPANALLOC_COMPAT_H
 #define SPANALLOC_COMPAT_H
 
+#include <linux/list_lru.h>
 #include <linux/mm.h>
 
 #include "spanalloc_conftest.h"
@@ -34,6 +35,31 @@ static inline void spanalloc_zap(struct vm_area_struct *vma,
 	zap_page_range_single(vma, addr, size, NULL);
 #else
 	zap_page_range(vma, addr, size);
+#endif
+}
+
+/*
+ * Put @item, a slab object, on @lru's list of the node and memory cgroup
+ * the object was allocated on and charged to (list_lru_add_obj() since
+ * 6.8, when list_lru_add() began to take them as arguments).
+ */
+static inline bool spanalloc_lru_add(struct list_lru *lru,
+				     struct list_head *item)
+{
+#ifdef SPANALLOC_HAVE_LIST_LRU_ADD_OBJ
+	return list_lru_add_obj(lru, item);
+#else
+	return list_lru_add(lru, item);
+#endif
+}
+
+static inline bool spanalloc_lru_del(struct list_lru *lru,
+				     struct list_head *item)
+{
+#ifdef SPANALLOC_HAVE_LIST_LRU_ADD_OBJ
+	return list_lru_del_obj(lru, item);
+#else
+	return list_lru_del(lru, item);
 #endif
 }
 

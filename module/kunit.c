@@ -170,7 +170,7 @@ static unsigned long pool_frames_of(struct spanalloc_pool *pool)
 	unsigned long n;
 
 	spin_lock(&pool->lock);
-	n = pool_total_locked(pool);
+	n = pool->nr_clean + pool->nr_dirty + pool_pcp_count(pool);
 	spin_unlock(&pool->lock);
 	return n;
 }
@@ -381,7 +381,7 @@ static void pool_drain_empties_pcp(struct kunit *test)
 			stat_read(&spanalloc_stats.pool_frames));
 
 	freed = stat_read(&spanalloc_stats.frames_freed);
-	KUNIT_EXPECT_EQ(test, 2 * b, pool_drain(pool, ULONG_MAX));
+	KUNIT_EXPECT_EQ(test, 2 * b, pool_drain(pool, NUMA_NO_NODE, ULONG_MAX));
 	KUNIT_EXPECT_EQ(test, 0UL, pool_pcp_count(pool));
 	KUNIT_EXPECT_EQ(test, 0UL, pool_frames_of(pool));
 	KUNIT_EXPECT_EQ(test, freed + 2 * b,
@@ -403,7 +403,45 @@ static void pool_drain_empties_pcp(struct kunit *test)
 			stat_read(&spanalloc_stats.pool_clean));
 }
 
-/* The shrinker counts and frees cached frames, after the shared ones. */
+/* The shrinker's count over every node with memory. */
+static unsigned long shrink_count_all(struct shrink_control *sc)
+{
+	unsigned long sum = 0, n;
+	int nid;
+
+	for_each_node_state(nid, N_MEMORY) {
+		sc->nid = nid;
+		n = spanalloc_shrink_count(NULL, sc);
+		if (n != SHRINK_EMPTY)
+			sum += n;
+	}
+	return sum;
+}
+
+/* The shrinker's scan, node by node, until @nr frames are freed. */
+static unsigned long shrink_scan_all(struct shrink_control *sc,
+				     unsigned long nr)
+{
+	unsigned long freed = 0, n;
+	int nid;
+
+	for_each_node_state(nid, N_MEMORY) {
+		if (freed >= nr)
+			break;
+		sc->nid = nid;
+		sc->nr_to_scan = nr - freed;
+		n = spanalloc_shrink_scan(NULL, sc);
+		if (n != SHRINK_STOP)
+			freed += n;
+	}
+	return freed;
+}
+
+/*
+ * The shrinker counts and frees cached frames, after the shared ones. It
+ * counts the pool's own frames: a kthread's pool is the root cgroup's, on
+ * the lists without a cgroup, as sc->memcg NULL asks.
+ */
 static void pool_shrinker_includes_pcp(struct kunit *test)
 {
 	const unsigned long b = SPANALLOC_PCP_BATCH;
@@ -421,19 +459,39 @@ static void pool_shrinker_includes_pcp(struct kunit *test)
 	KUNIT_ASSERT_EQ(test, b + 1, pool->nr_clean);
 	KUNIT_ASSERT_EQ(test, b - 1, pool_pcp_count(pool));
 
-	KUNIT_EXPECT_EQ(test, pooled + 2 * b,
-			spanalloc_shrink_count(NULL, &sc));
+	KUNIT_EXPECT_EQ(test, 2 * b, shrink_count_all(&sc));
 	/* Ten more than the shared list holds: ten come from the caches. */
-	sc.nr_to_scan = b + 11;
-	KUNIT_EXPECT_EQ(test, b + 11, spanalloc_shrink_scan(NULL, &sc));
+	KUNIT_EXPECT_EQ(test, b + 11, shrink_scan_all(&sc, b + 11));
 	KUNIT_EXPECT_EQ(test, 0UL, pool->nr_clean);
 	KUNIT_EXPECT_EQ(test, b - 11, pool_pcp_count(pool));
-	sc.nr_to_scan = b;
-	KUNIT_EXPECT_EQ(test, b - 11, spanalloc_shrink_scan(NULL, &sc));
+	KUNIT_EXPECT_EQ(test, b - 11, shrink_scan_all(&sc, b));
 	KUNIT_EXPECT_EQ(test, 0UL, pool_frames_of(pool));
+	KUNIT_EXPECT_EQ(test, 0UL, shrink_count_all(&sc));
 	KUNIT_EXPECT_EQ(test, pooled,
 			stat_read(&spanalloc_stats.pool_frames));
 	spanalloc_pool_put(pool);
+}
+
+/*
+ * Every pool has a marker on pool_lru for its node, and an empty pool is
+ * counted 0, never SHRINK_EMPTY (that would clear its cgroup's bit); a
+ * cgroup without pools is SHRINK_EMPTY.
+ */
+static void pool_marker_on_each_node(struct kunit *test)
+{
+	struct spanalloc_pool *pool = spanalloc_pool_get();
+	struct shrink_control sc = { .gfp_mask = GFP_KERNEL };
+	int nid;
+
+	KUNIT_ASSERT_NOT_NULL(test, pool);
+	for_each_node_state(nid, N_MEMORY) {
+		KUNIT_EXPECT_NOT_NULL(test, pool->nodes[nid].marker);
+		sc.nid = nid;
+		KUNIT_EXPECT_EQ(test, 0UL, spanalloc_shrink_count(NULL, &sc));
+	}
+	spanalloc_pool_put(pool);
+	sc.nid = first_memory_node;
+	KUNIT_EXPECT_EQ(test, SHRINK_EMPTY, spanalloc_shrink_count(NULL, &sc));
 }
 
 /* Cached frames count against pool_max_frames; a give trims them too. */
@@ -520,13 +578,27 @@ static struct kunit_case spanalloc_pool_cases[] = {
 	KUNIT_CASE(pool_large_take_uses_cache_before_buddy),
 	KUNIT_CASE(pool_drain_empties_pcp),
 	KUNIT_CASE(pool_shrinker_includes_pcp),
+	KUNIT_CASE(pool_marker_on_each_node),
 	KUNIT_CASE(pool_watermark_counts_pcp),
 	KUNIT_CASE(pool_cpu_dead_moves_cache),
 	{}
 };
 
+/* This module's copy of pool.c has its own shrinker and marker list. */
+static int pool_suite_init(struct kunit_suite *suite)
+{
+	return spanalloc_pool_init();
+}
+
+static void pool_suite_exit(struct kunit_suite *suite)
+{
+	spanalloc_pool_exit();
+}
+
 static struct kunit_suite spanalloc_pool_suite = {
 	.name = "spanalloc_pool",
+	.suite_init = pool_suite_init,
+	.suite_exit = pool_suite_exit,
 	.test_cases = spanalloc_pool_cases,
 };
 

@@ -27,7 +27,7 @@
  * dirty ones zeroed on the spot, then fresh ones from the buddy allocator
  * (zeroed by it). Above pool_max_frames per pool, frames go back to the
  * buddy allocator at once, and a shrinker gives pooled frames back under
- * memory pressure.
+ * memory pressure (below).
  *
  * Per-CPU caches. In front of each pool's shared lists, every CPU keeps a
  * small cache of *clean* frames (struct spanalloc_pcp), so that a span of a
@@ -57,14 +57,36 @@
  *
  * Counting: pool_frames and pool_clean include the cached frames; a pool's
  * total (for its watermark) is its shared counts plus the sum of its caches.
+ * Each pool also counts its frames node by node (@nodes[].frames), for the
+ * shrinker.
  *
- * Lock order: pools_lock (mutex) -> spanalloc_pcp.lock (spinlock) ->
- * spanalloc_pool.lock (spinlock).
+ * The shrinker is memcg- and NUMA-aware. Reclaim of a cgroup that hit its
+ * memory.max calls a shrinker only if the cgroup's bit for that shrinker is
+ * set on the node being reclaimed, and only list_lru_add() sets it for a
+ * module. So every pool puts one small *marker* object per memory node into
+ * a memcg-aware list_lru tied to the shrinker: allocated on that node from
+ * a SLAB_ACCOUNT cache while the pool's cgroup is the active one, it lands
+ * on the list of (node, cgroup), and when the cgroup is removed the kernel
+ * moves it to the parent's list, as it moves the charges of the pool's
+ * frames. The shrinker, asked about (node, cgroup), walks that one list:
+ * its count is the frames on that node of the pools found there, and its
+ * scan gives back frames of that node from those pools, so reclaim of one
+ * cgroup never empties another's pool, and reclaim of one node frees
+ * frames of that node. A marker is a pool's ticket to reclaim, nothing
+ * more: it holds no frames and the pool outlives it by nothing (the pool's
+ * markers leave the list under pools_lock before the pool is freed).
+ *
+ * Lock order: pools_lock (mutex) -> the list_lru's node lock (spinlock,
+ * held only to walk markers) ; pools_lock -> spanalloc_pcp.lock (spinlock)
+ * -> spanalloc_pool.lock (spinlock).
  */
 #include <linux/cpuhotplug.h>
 #include <linux/gfp.h>
 #include <linux/highmem.h>
+#include <linux/list_lru.h>
 #include <linux/memcontrol.h>
+#include <linux/mmzone.h>
+#include <linux/nodemask.h>
 #include <linux/mm.h>
 #include <linux/percpu.h>
 #include <linux/sched/mm.h>
@@ -113,12 +135,33 @@ struct spanalloc_pcp {
 };
 
 /**
+ * struct spanalloc_pool_marker - a pool's entry in the shrinker's list_lru
+ * @item:	on pool_lru's list of the marker's node and memory cgroup.
+ * @pool:	the pool it stands for.
+ */
+struct spanalloc_pool_marker {
+	struct list_head item;
+	struct spanalloc_pool *pool;
+};
+
+/**
+ * struct spanalloc_pool_node - a pool on one memory node
+ * @marker:	its marker on this node, or NULL if none could be put here.
+ * @frames:	the pool's frames on this node, wherever they wait.
+ */
+struct spanalloc_pool_node {
+	struct spanalloc_pool_marker *marker;
+	atomic_long_t frames;
+};
+
+/**
  * struct spanalloc_pool - free frames of one memory cgroup
  * @kref:	heaps and frame sets using the pool.
  * @node:	entry in spanalloc_pools, under pools_lock.
  * @memcg:	the cgroup its frames are charged to (a css reference), or
  *		NULL without memory cgroups.
  * @pcp:	the per-CPU caches of clean frames in front of the lists.
+ * @nodes:	per memory node (nr_node_ids of them): marker, frame count.
  * @lock:	protects the lists and counts below.
  * @clean:	zeroed frames, linked through page->lru.
  * @dirty:	frames waiting to be zeroed.
@@ -133,6 +176,7 @@ struct spanalloc_pool {
 	struct list_head node;
 	struct mem_cgroup *memcg;
 	struct spanalloc_pcp __percpu *pcp;
+	struct spanalloc_pool_node *nodes;
 
 	spinlock_t lock;		/* protects the lists and counts */
 	struct list_head clean;
@@ -145,6 +189,12 @@ struct spanalloc_pool {
 static LIST_HEAD(spanalloc_pools);
 static DEFINE_MUTEX(pools_lock);	/* protects spanalloc_pools */
 
+/* The pools' markers, by node and memory cgroup; the shrinker walks it. */
+static struct list_lru pool_lru;
+static struct kmem_cache *pool_marker_cache;
+/* Set once pool_lru is ready: on 6.1 the shrinker is registered first. */
+static bool pool_lru_ready;
+
 unsigned long spanalloc_pool_max_frames = 16384;
 
 static void pool_count(struct spanalloc_pool *pool, long clean, long dirty)
@@ -154,6 +204,36 @@ static void pool_count(struct spanalloc_pool *pool, long clean, long dirty)
 	pool->nr_dirty += dirty;
 	atomic_long_add(clean + dirty, &spanalloc_stats.pool_frames);
 	atomic_long_add(clean, &spanalloc_stats.pool_clean);
+}
+
+/*
+ * Count @nr frames into (@sign 1) or out of (@sign -1) @pool's per-node
+ * counts, one atomic per run of frames of the same node.
+ */
+static void pool_count_nodes(struct spanalloc_pool *pool, struct page **pages,
+			     unsigned long nr, long sign)
+{
+	unsigned long i, run = 0;
+	int nid = NUMA_NO_NODE;
+
+	for (i = 0; i < nr; i++) {
+		if (page_to_nid(pages[i]) != nid) {
+			if (run)
+				atomic_long_add(sign * run,
+						&pool->nodes[nid].frames);
+			nid = page_to_nid(pages[i]);
+			run = 0;
+		}
+		run++;
+	}
+	if (run)
+		atomic_long_add(sign * run, &pool->nodes[nid].frames);
+}
+
+/* Whether @page may be given back for reclaim of node @nid (or any). */
+static bool pool_on_node(struct page *page, int nid)
+{
+	return nid == NUMA_NO_NODE || page_to_nid(page) == nid;
 }
 
 /* Zero dirty frames in batches, without the lock while zeroing. */
@@ -207,15 +287,31 @@ static unsigned long pool_take_list(struct list_head *list, struct page **pages,
 	return n;
 }
 
-/* Move up to @nr frames from @from to @to. Returns how many. */
+/*
+ * Move up to @nr frames of node @nid (NUMA_NO_NODE: any) from @from to @to.
+ * Returns how many. With a node, frames of other nodes are walked past.
+ */
 static unsigned long pool_move_list(struct list_head *from,
-				    struct list_head *to, unsigned long nr)
+				    struct list_head *to, unsigned long nr,
+				    int nid)
 {
+	struct page *page, *next;
 	unsigned long n = 0;
 
-	while (n < nr && !list_empty(from)) {
-		list_move(from->next, to);
-		n++;
+	if (nid == NUMA_NO_NODE) {
+		while (n < nr && !list_empty(from)) {
+			list_move(from->next, to);
+			n++;
+		}
+		return n;
+	}
+	list_for_each_entry_safe(page, next, from, lru) {
+		if (n == nr)
+			break;
+		if (pool_on_node(page, nid)) {
+			list_move(&page->lru, to);
+			n++;
+		}
 	}
 	return n;
 }
@@ -235,13 +331,6 @@ static unsigned long pool_pcp_count(struct spanalloc_pool *pool)
 	return sum;
 }
 
-/* Every frame of @pool: shared lists, being zeroed, per-CPU caches. */
-static unsigned long pool_total_locked(struct spanalloc_pool *pool)
-{
-	lockdep_assert_held(&pool->lock);
-	return pool->nr_clean + pool->nr_dirty + pool_pcp_count(pool);
-}
-
 /*
  * Fill @pages[*done..nr) from this CPU's cache of @pool; with @refill, first
  * top the cache up from the shared clean list if it has too few.
@@ -255,16 +344,24 @@ static void pool_pcp_take(struct spanalloc_pool *pool, struct page **pages,
 	if (*done >= nr)
 		return;
 	/*
-	 * If preemption moves us to another CPU before the lock is held, we
-	 * use the first CPU's cache under its lock: still correct.
+	 * Preemption may move us to another CPU before the lock is held, and
+	 * that CPU may go offline and have its cache drained meanwhile: a
+	 * refill then would strand frames in a dead CPU's cache (review L2).
+	 * Under the lock we stay on our CPU: use its cache only if it is
+	 * still ours, else take nothing from a cache this time.
 	 */
 	pcp = raw_cpu_ptr(pool->pcp);
 	spin_lock(&pcp->lock);
+	if (unlikely(pcp != raw_cpu_ptr(pool->pcp))) {
+		spin_unlock(&pcp->lock);
+		return;
+	}
 	if (refill && pcp->nr < nr - *done) {
 		spin_lock(&pool->lock);
 		n = pool_move_list(&pool->clean, &pcp->frames,
 				   min(SPANALLOC_PCP_BATCH,
-				       SPANALLOC_PCP_HIGH - pcp->nr));
+				       SPANALLOC_PCP_HIGH - pcp->nr),
+				   NUMA_NO_NODE);
 		pool->nr_clean -= n;
 		WRITE_ONCE(pcp->nr, pcp->nr + n);
 		spin_unlock(&pool->lock);
@@ -273,6 +370,7 @@ static void pool_pcp_take(struct spanalloc_pool *pool, struct page **pages,
 	WRITE_ONCE(pcp->nr, pcp->nr - n);
 	spin_unlock(&pcp->lock);
 	if (n) {
+		pool_count_nodes(pool, pages + *done, n, -1);
 		atomic_long_sub(n, &spanalloc_stats.pool_frames);
 		atomic_long_sub(n, &spanalloc_stats.pool_clean);
 		*done += n;
@@ -281,11 +379,13 @@ static void pool_pcp_take(struct spanalloc_pool *pool, struct page **pages,
 
 /*
  * Empty @cpu's cache of @pool, up to @nr frames: into the shared clean list
- * with @to_shared (they stay pooled), else back to the buddy allocator.
- * Returns how many frames left the cache. Any CPU may drain any cache.
+ * with @to_shared (they stay pooled), else those of node @nid (NUMA_NO_NODE:
+ * any) back to the buddy allocator. Returns how many frames left the cache.
+ * Any CPU may drain any cache.
  */
 static unsigned long pool_pcp_drain_cpu(struct spanalloc_pool *pool, int cpu,
-					unsigned long nr, bool to_shared)
+					unsigned long nr, bool to_shared,
+					int nid)
 {
 	struct spanalloc_pcp *pcp = per_cpu_ptr(pool->pcp, cpu);
 	struct page *page;
@@ -293,7 +393,8 @@ static unsigned long pool_pcp_drain_cpu(struct spanalloc_pool *pool, int cpu,
 	LIST_HEAD(list);
 
 	spin_lock(&pcp->lock);
-	n = pool_move_list(&pcp->frames, &list, nr);
+	n = pool_move_list(&pcp->frames, &list, nr,
+			   to_shared ? NUMA_NO_NODE : nid);
 	if (n && to_shared) {
 		spin_lock(&pool->lock);
 		list_splice(&list, &pool->clean);
@@ -309,6 +410,7 @@ static unsigned long pool_pcp_drain_cpu(struct spanalloc_pool *pool, int cpu,
 	while (!list_empty(&list)) {
 		page = list_first_entry(&list, struct page, lru);
 		list_del(&page->lru);
+		pool_count_nodes(pool, &page, 1, -1);
 		put_page(page);
 	}
 	atomic_long_sub(n, &spanalloc_stats.pool_frames);
@@ -319,7 +421,7 @@ static unsigned long pool_pcp_drain_cpu(struct spanalloc_pool *pool, int cpu,
 
 /* pool_pcp_drain_cpu() on every possible CPU, up to @nr frames in all. */
 static unsigned long pool_pcp_drain(struct spanalloc_pool *pool,
-				    unsigned long nr, bool to_shared)
+				    unsigned long nr, bool to_shared, int nid)
 {
 	unsigned long moved = 0;
 	int cpu;
@@ -327,7 +429,8 @@ static unsigned long pool_pcp_drain(struct spanalloc_pool *pool,
 	for_each_possible_cpu(cpu) {
 		if (moved >= nr)
 			break;
-		moved += pool_pcp_drain_cpu(pool, cpu, nr - moved, to_shared);
+		moved += pool_pcp_drain_cpu(pool, cpu, nr - moved, to_shared,
+					    nid);
 		cond_resched();
 	}
 	return moved;
@@ -356,6 +459,7 @@ static void pool_take_shared(struct spanalloc_pool *pool, struct page **pages,
 		spin_unlock(&pool->lock);
 		if (!n)
 			break;
+		pool_count_nodes(pool, pages + *done, n, -1);
 		if (dirty) {
 			for (i = 0; i < n; i++)
 				clear_highpage(pages[*done + i]);
@@ -435,7 +539,8 @@ int spanalloc_pool_take(struct spanalloc_pool *pool, struct page **pages,
 	 */
 	old_memcg = set_active_memcg(pool->memcg);
 	err = pool_take_buddy(pages, nr, done);
-	if (err == -ENOMEM && pool_pcp_drain(pool, ULONG_MAX, true)) {
+	if (err == -ENOMEM &&
+	    pool_pcp_drain(pool, ULONG_MAX, true, NUMA_NO_NODE)) {
 		pool_take_shared(pool, pages, nr, done, false);
 		err = pool_take_buddy(pages, nr, done);
 	}
@@ -444,31 +549,37 @@ int spanalloc_pool_take(struct spanalloc_pool *pool, struct page **pages,
 }
 
 /*
- * Give up to @nr pooled frames back to the buddy allocator: dirty first,
- * then clean, then those in the per-CPU caches of every CPU.
+ * Give up to @nr pooled frames of node @nid (NUMA_NO_NODE: any) back to the
+ * buddy allocator: dirty first, then clean, then those in the per-CPU caches
+ * of every CPU.
  */
-static unsigned long pool_drain(struct spanalloc_pool *pool, unsigned long nr)
+static unsigned long pool_drain(struct spanalloc_pool *pool, int nid,
+				unsigned long nr)
 {
-	struct page *batch[SPANALLOC_POOL_BATCH];
-	unsigned long freed = 0, n, d, i;
+	unsigned long freed = 0, n, d, want;
+	struct page *page, *next;
+	LIST_HEAD(list);
 
 	while (freed < nr) {
+		want = min(nr - freed, SPANALLOC_POOL_BATCH);
 		spin_lock(&pool->lock);
-		d = pool_take_list(&pool->dirty, batch,
-				   min(nr - freed, SPANALLOC_POOL_BATCH));
-		n = pool_take_list(&pool->clean, batch + d,
-				   min(nr - freed, SPANALLOC_POOL_BATCH) - d);
+		d = pool_move_list(&pool->dirty, &list, want, nid);
+		n = pool_move_list(&pool->clean, &list, want - d, nid);
 		pool_count(pool, -(long)n, -(long)d);
 		spin_unlock(&pool->lock);
 		if (!n && !d)
 			break;
-		for (i = 0; i < n + d; i++)
-			put_page(batch[i]);
+		list_for_each_entry_safe(page, next, &list, lru) {
+			list_del(&page->lru);
+			pool_count_nodes(pool, &page, 1, -1);
+			put_page(page);
+		}
 		atomic_long_add(n + d, &spanalloc_stats.frames_freed);
 		freed += n + d;
+		cond_resched();
 	}
 	if (freed < nr)
-		freed += pool_pcp_drain(pool, nr - freed, false);
+		freed += pool_pcp_drain(pool, nr - freed, false, nid);
 	return freed;
 }
 
@@ -488,12 +599,17 @@ static unsigned long pool_drain(struct spanalloc_pool *pool, unsigned long nr)
 void spanalloc_pool_give(struct spanalloc_pool *pool, struct page **pages,
 			 unsigned long nr)
 {
-	unsigned long i, kept = 0, max, room, total, dirty;
+	unsigned long i, kept = 0, max, room, total, dirty, cached;
 	LIST_HEAD(list);
 
+	/*
+	 * The per-CPU caches are summed once, outside the lock (review M4):
+	 * the watermark is a bound kept within a batch, not an exact count.
+	 */
 	max = READ_ONCE(spanalloc_pool_max_frames);
+	cached = pool_pcp_count(pool);
 	spin_lock(&pool->lock);
-	total = pool_total_locked(pool);
+	total = pool->nr_clean + pool->nr_dirty + cached;
 	spin_unlock(&pool->lock);
 	room = max > total ? max - total : 0;
 
@@ -505,6 +621,7 @@ void spanalloc_pool_give(struct spanalloc_pool *pool, struct page **pages,
 		if (kept < room && page_count(pages[i]) == 1 &&
 		    !PageHWPoison(pages[i])) {
 			list_add(&pages[i]->lru, &list);
+			pool_count_nodes(pool, &pages[i], 1, 1);
 			kept++;
 		} else {
 			put_page(pages[i]);
@@ -515,7 +632,7 @@ void spanalloc_pool_give(struct spanalloc_pool *pool, struct page **pages,
 		spin_lock(&pool->lock);
 		list_splice(&list, &pool->dirty);
 		pool_count(pool, 0, kept);
-		total = pool_total_locked(pool);
+		total = pool->nr_clean + pool->nr_dirty + cached;
 		dirty = pool->nr_dirty;
 		spin_unlock(&pool->lock);
 		/* A full batch is zeroed now, even if a later run is queued. */
@@ -526,7 +643,7 @@ void spanalloc_pool_give(struct spanalloc_pool *pool, struct page **pages,
 					   msecs_to_jiffies(SPANALLOC_ZERO_DELAY_MS));
 	}
 	if (total > max)
-		pool_drain(pool, total - max);
+		pool_drain(pool, NUMA_NO_NODE, total - max);
 }
 
 /**
@@ -549,6 +666,74 @@ unsigned long spanalloc_pool_pcp_frames(void)
 	return sum;
 }
 
+/*
+ * Put @pool's markers on pool_lru, one per memory node where one can be
+ * allocated, each charged to the pool's cgroup. The first comes from
+ * kmem_cache_alloc_lru(), which also makes the cgroup's lists in pool_lru
+ * (and its ancestors'); the others are placed on their nodes.
+ */
+static int pool_add_markers(struct spanalloc_pool *pool)
+{
+	const gfp_t gfp = GFP_KERNEL | __GFP_ZERO | __GFP_THISNODE |
+			  __GFP_NOWARN;
+	struct spanalloc_pool_marker *marker;
+	struct mem_cgroup *old_memcg;
+	int nid;
+
+	old_memcg = set_active_memcg(pool->memcg);
+	marker = kmem_cache_alloc_lru(pool_marker_cache, &pool_lru,
+				      GFP_KERNEL | __GFP_ZERO);
+	if (marker)
+		pool->nodes[page_to_nid(virt_to_page(marker))].marker = marker;
+	for_each_node_state(nid, N_MEMORY) {
+		if (!marker || pool->nodes[nid].marker)
+			continue;
+		/* Without one here, reclaim of this node leaves the pool be. */
+		pool->nodes[nid].marker =
+			kmem_cache_alloc_node(pool_marker_cache, gfp, nid);
+	}
+	set_active_memcg(old_memcg);
+	if (!marker)
+		return -ENOMEM;
+
+	for_each_node(nid) {
+		marker = pool->nodes[nid].marker;
+		if (!marker)
+			continue;
+		marker->pool = pool;
+		/* list_lru_add() adds only an item that is list_empty(). */
+		INIT_LIST_HEAD(&marker->item);
+		spanalloc_lru_add(&pool_lru, &marker->item);
+	}
+	return 0;
+}
+
+/* Take @pool's markers off pool_lru and free them. */
+static void pool_del_markers(struct spanalloc_pool *pool)
+{
+	struct spanalloc_pool_marker *marker;
+	int nid;
+
+	for_each_node(nid) {
+		marker = pool->nodes[nid].marker;
+		if (!marker)
+			continue;
+		if (marker->pool)
+			spanalloc_lru_del(&pool_lru, &marker->item);
+		kmem_cache_free(pool_marker_cache, marker);
+		pool->nodes[nid].marker = NULL;
+	}
+}
+
+static void pool_free(struct spanalloc_pool *pool)
+{
+	if (pool->nodes)
+		pool_del_markers(pool);
+	kfree(pool->nodes);
+	free_percpu(pool->pcp);
+	kfree(pool);
+}
+
 /* A new pool for @memcg, with empty per-CPU caches; NULL without memory. */
 static struct spanalloc_pool *pool_alloc(struct mem_cgroup *memcg)
 {
@@ -560,8 +745,9 @@ static struct spanalloc_pool *pool_alloc(struct mem_cgroup *memcg)
 	if (!pool)
 		return NULL;
 	pool->pcp = alloc_percpu(struct spanalloc_pcp);
-	if (!pool->pcp) {
-		kfree(pool);
+	pool->nodes = kcalloc(nr_node_ids, sizeof(*pool->nodes), GFP_KERNEL);
+	if (!pool->pcp || !pool->nodes) {
+		pool_free(pool);
 		return NULL;
 	}
 	for_each_possible_cpu(cpu) {
@@ -575,6 +761,10 @@ static struct spanalloc_pool *pool_alloc(struct mem_cgroup *memcg)
 	INIT_LIST_HEAD(&pool->clean);
 	INIT_LIST_HEAD(&pool->dirty);
 	INIT_DELAYED_WORK(&pool->zero_work, pool_zero_work);
+	if (pool_add_markers(pool)) {
+		pool_free(pool);
+		return NULL;
+	}
 	return pool;
 }
 
@@ -607,21 +797,29 @@ struct spanalloc_pool *spanalloc_pool_get(void)
 	return pool;
 }
 
-/* The last user is gone: every pooled frame goes back to the system. */
+/*
+ * The last user is gone: every pooled frame goes back to the system. The
+ * markers leave pool_lru under pools_lock, so the shrinker, which walks
+ * pool_lru under pools_lock or under the list's own lock, never meets a
+ * freed pool.
+ */
 static void pool_release(struct kref *kref)
 	__releases(&pools_lock)
 {
 	struct spanalloc_pool *pool =
 		container_of(kref, struct spanalloc_pool, kref);
+	int nid;
 
 	list_del(&pool->node);
+	pool_del_markers(pool);
 	mutex_unlock(&pools_lock);
 	cancel_delayed_work_sync(&pool->zero_work);
-	pool_drain(pool, ULONG_MAX);
+	pool_drain(pool, NUMA_NO_NODE, ULONG_MAX);
 	WARN_ON_ONCE(pool->nr_clean || pool->nr_dirty || pool_pcp_count(pool));
-	free_percpu(pool->pcp);
+	for_each_node(nid)
+		WARN_ON_ONCE(atomic_long_read(&pool->nodes[nid].frames));
 	mem_cgroup_put(pool->memcg);
-	kfree(pool);
+	pool_free(pool);
 }
 
 /**
@@ -654,35 +852,99 @@ static int pool_cpu_dead(unsigned int cpu)
 
 	mutex_lock(&pools_lock);
 	list_for_each_entry(pool, &spanalloc_pools, node)
-		pool_pcp_drain_cpu(pool, cpu, ULONG_MAX, true);
+		pool_pcp_drain_cpu(pool, cpu, ULONG_MAX, true, NUMA_NO_NODE);
 	mutex_unlock(&pools_lock);
 	return 0;
 }
 
 /* ---- the shrinker: pooled frames back to the system under pressure ---- */
 
-/* Pooled frames of every pool, per-CPU caches included. */
+/* Pools met on one list of pool_lru, at most this many per scan. */
+#define SPANALLOC_SHRINK_POOLS	16
+
+/**
+ * struct spanalloc_pool_walk - what a walk of one list of pool_lru found
+ * @nid:	the node of the list.
+ * @frames:	the frames on @nid of the pools met.
+ * @pools:	the pools met (a list holds one pool per cgroup, more only
+ *		after the kernel moved the markers of removed cgroups to it).
+ * @nr:		how many of @pools.
+ */
+struct spanalloc_pool_walk {
+	int nid;
+	unsigned long frames;
+	struct spanalloc_pool *pools[SPANALLOC_SHRINK_POOLS];
+	unsigned int nr;
+};
+
+/*
+ * Under the list's lock, where a pool whose marker is listed is not freed:
+ * add up the pools' frames on the walk's node, and note the first pools.
+ */
+static enum lru_status pool_walk_one(struct list_head *item,
+				     struct list_lru_one *list,
+				     spinlock_t *lock, void *arg)
+{
+	struct spanalloc_pool_marker *marker =
+		container_of(item, struct spanalloc_pool_marker, item);
+	struct spanalloc_pool_walk *walk = arg;
+	long n = atomic_long_read(&marker->pool->nodes[walk->nid].frames);
+
+	walk->frames += max(n, 0L);
+	if (walk->nr < ARRAY_SIZE(walk->pools))
+		walk->pools[walk->nr++] = marker->pool;
+	return LRU_SKIP;
+}
+
+/* Walk the list of (sc->nid, sc->memcg): the pools on it, and their frames. */
+static void pool_walk(struct shrink_control *sc,
+		      struct spanalloc_pool_walk *walk)
+{
+	unsigned long markers = ARRAY_SIZE(walk->pools);
+
+	walk->nid = sc->nid;
+	list_lru_walk_one(&pool_lru, sc->nid, sc->memcg, pool_walk_one, walk,
+			  &markers);
+}
+
+/*
+ * The frames on sc->nid of the pools of sc->memcg (and of its removed
+ * descendants, whose markers the kernel moved to it). 0, not SHRINK_EMPTY,
+ * while any pool is listed: SHRINK_EMPTY would clear the cgroup's bit, and
+ * nothing would set it again when the pool fills.
+ */
 static unsigned long spanalloc_shrink_count(struct shrinker *shrinker,
 					    struct shrink_control *sc)
 {
-	long n = atomic_long_read(&spanalloc_stats.pool_frames);
+	struct spanalloc_pool_walk walk = {};
 
-	return n > 0 ? n : SHRINK_EMPTY;
+	/* Pairs with pool_lru_init(): a ready list is an initialised one. */
+	if (!smp_load_acquire(&pool_lru_ready))
+		return SHRINK_EMPTY;
+	pool_walk(sc, &walk);
+	return walk.nr ? walk.frames : SHRINK_EMPTY;
 }
 
+/*
+ * Give back up to sc->nr_to_scan frames on sc->nid from the pools of
+ * sc->memcg. pools_lock is only tried: the shrinker may run inside an
+ * allocation made under it (a new pool). Holding it keeps the pools met
+ * alive after the walk.
+ */
 static unsigned long spanalloc_shrink_scan(struct shrinker *shrinker,
 					   struct shrink_control *sc)
 {
-	struct spanalloc_pool *pool;
+	struct spanalloc_pool_walk walk = {};
 	unsigned long freed = 0;
+	unsigned int i;
 
-	if (!mutex_trylock(&pools_lock))
+	/* Pairs with pool_lru_init(): a ready list is an initialised one. */
+	if (!smp_load_acquire(&pool_lru_ready) || !mutex_trylock(&pools_lock))
 		return SHRINK_STOP;
-	list_for_each_entry(pool, &spanalloc_pools, node) {
-		if (freed >= sc->nr_to_scan)
-			break;
-		freed += pool_drain(pool, sc->nr_to_scan - freed);
-	}
+	pool_walk(sc, &walk);
+	for (i = 0; i < walk.nr && freed < sc->nr_to_scan; i++)
+		freed += pool_drain(walk.pools[i], sc->nid,
+				    sc->nr_to_scan - freed);
 	mutex_unlock(&pools_lock);
 	atomic_long_add(freed, &spanalloc_stats.shrinker_freed);
 	return freed ? freed : SHRINK_STOP;
@@ -703,24 +965,36 @@ static int pool_cpuhp_init(void)
 	return 0;
 }
 
-#ifdef SPANALLOC_HAVE_SHRINKER_ALLOC
-static struct shrinker *spanalloc_shrinker;
-
-/**
- * spanalloc_pool_init() - register the pools' shrinker and hotplug callback
- *
- * Return: 0 or a negative errno.
- */
-int spanalloc_pool_init(void)
+/* What the shrinker and its list_lru need besides the shrinker itself. */
+static int pool_lru_init(struct shrinker *shrinker)
 {
 	int err;
 
-	spanalloc_shrinker = shrinker_alloc(0, "spanalloc-pool");
+	err = list_lru_init_memcg(&pool_lru, shrinker);
+	if (err)
+		return err;
+	/* Pairs with the shrinker's acquire: it may already be running. */
+	smp_store_release(&pool_lru_ready, true);
+	return 0;
+}
+
+#define SPANALLOC_SHRINKER_FLAGS	(SHRINKER_MEMCG_AWARE | SHRINKER_NUMA_AWARE)
+
+#ifdef SPANALLOC_HAVE_SHRINKER_ALLOC
+static struct shrinker *spanalloc_shrinker;
+
+/* The shrinker's id comes with shrinker_alloc(), before it can run. */
+static int pool_shrinker_init(void)
+{
+	int err;
+
+	spanalloc_shrinker = shrinker_alloc(SPANALLOC_SHRINKER_FLAGS,
+					    "spanalloc-pool");
 	if (!spanalloc_shrinker)
 		return -ENOMEM;
 	spanalloc_shrinker->count_objects = spanalloc_shrink_count;
 	spanalloc_shrinker->scan_objects = spanalloc_shrink_scan;
-	err = pool_cpuhp_init();
+	err = pool_lru_init(spanalloc_shrinker);
 	if (err) {
 		shrinker_free(spanalloc_shrinker);
 		return err;
@@ -729,39 +1003,81 @@ int spanalloc_pool_init(void)
 	return 0;
 }
 
-/**
- * spanalloc_pool_exit() - unregister what spanalloc_pool_init() did
- *
- * Context: every pool is gone.
- */
-void spanalloc_pool_exit(void)
+static void pool_shrinker_exit(void)
 {
 	shrinker_free(spanalloc_shrinker);
-	cpuhp_remove_state_nocalls(spanalloc_cpuhp_state);
 }
 #else
 static struct shrinker spanalloc_shrinker = {
 	.count_objects	= spanalloc_shrink_count,
 	.scan_objects	= spanalloc_shrink_scan,
 	.seeks		= DEFAULT_SEEKS,
+	.flags		= SPANALLOC_SHRINKER_FLAGS,
 };
 
+/*
+ * Before shrinker_alloc() the id comes with registration: the shrinker
+ * may run before pool_lru is ready, and finds nothing (pool_lru_ready).
+ */
+static int pool_shrinker_init(void)
+{
+	int err;
+
+	err = register_shrinker(&spanalloc_shrinker, "spanalloc-pool");
+	if (err)
+		return err;
+	err = pool_lru_init(&spanalloc_shrinker);
+	if (err)
+		unregister_shrinker(&spanalloc_shrinker);
+	return err;
+}
+
+static void pool_shrinker_exit(void)
+{
+	unregister_shrinker(&spanalloc_shrinker);
+}
+#endif
+
+/**
+ * spanalloc_pool_init() - the pools' marker cache, shrinker and CPU hotplug
+ * callback
+ *
+ * Return: 0 or a negative errno.
+ */
 int spanalloc_pool_init(void)
 {
 	int err;
 
+	/* Charged to the pool's cgroup: that puts it on the cgroup's list. */
+	pool_marker_cache = KMEM_CACHE(spanalloc_pool_marker, SLAB_ACCOUNT);
+	if (!pool_marker_cache)
+		return -ENOMEM;
 	err = pool_cpuhp_init();
 	if (err)
-		return err;
-	err = register_shrinker(&spanalloc_shrinker, "spanalloc-pool");
+		goto out_cache;
+	err = pool_shrinker_init();
 	if (err)
-		cpuhp_remove_state_nocalls(spanalloc_cpuhp_state);
+		goto out_cpuhp;
+	return 0;
+
+out_cpuhp:
+	cpuhp_remove_state_nocalls(spanalloc_cpuhp_state);
+out_cache:
+	kmem_cache_destroy(pool_marker_cache);
 	return err;
 }
 
+/**
+ * spanalloc_pool_exit() - undo spanalloc_pool_init()
+ *
+ * Context: every pool is gone.
+ */
 void spanalloc_pool_exit(void)
 {
-	unregister_shrinker(&spanalloc_shrinker);
+	/* Unregistering waits for the shrinker: nobody walks pool_lru now. */
+	pool_shrinker_exit();
+	WRITE_ONCE(pool_lru_ready, false);
+	list_lru_destroy(&pool_lru);
 	cpuhp_remove_state_nocalls(spanalloc_cpuhp_state);
+	kmem_cache_destroy(pool_marker_cache);
 }
-#endif
