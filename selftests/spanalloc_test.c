@@ -819,6 +819,113 @@ TEST_F(dev, shrinker_under_reclaim)
 	EXPECT_GT(pool_pages, read_stat("pool_frames"));
 }
 
+/* Write @str to the file @path; 0 or -1. */
+static int write_file(const char *path, const char *str)
+{
+	int fd = open(path, O_WRONLY), ok;
+
+	if (fd < 0)
+		return -1;
+	ok = write(fd, str, strlen(str)) == (ssize_t)strlen(str);
+	close(fd);
+	return ok ? 0 : -1;
+}
+
+/*
+ * The child of shrinker_relieves_its_memcg, already in the limited cgroup:
+ * a heap of its own there (the arena inherited from the parent is given
+ * up, and with it the parent's heap and pool), 32 MiB through the pool,
+ * then 48 MiB of anonymous memory under a 64 MiB memory.max. Only the
+ * shrinker, called for this cgroup, can make room. Exits 0 when it got
+ * through; the memcg OOM killer's SIGKILL otherwise.
+ */
+static int memcg_child(int fd, void *arena, long pool_pages)
+{
+	const size_t anon_bytes = 48UL << 20;
+	void *span;
+	char *p;
+	size_t i;
+
+	if (munmap(arena, ARENA_BYTES))
+		return 10;
+	arena = mmap(NULL, ARENA_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED,
+		     fd, 0);
+	if (arena == MAP_FAILED)
+		return 11;
+	if (span_alloc(fd, pool_pages, 0, &span))
+		return 12;
+	memset(span, 1, pool_pages * page_size());
+	if (span_free(fd, span))
+		return 13;
+	p = mmap(NULL, anon_bytes, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return 14;
+	for (i = 0; i < anon_bytes; i += page_size())
+		p[i] = (char)i | 1;
+	return 0;
+}
+
+/*
+ * Reclaim of a cgroup at its memory.max reaches the pool of that cgroup
+ * (review M2): the frames a pool keeps are charged to its cgroup, so a
+ * shrinker that memcg reclaim never calls lets the cgroup OOM with a full
+ * pool. No swap for the cgroup (memory.swap.max 0), so nothing else in it
+ * can give way. And only that cgroup's pool: the parent's, in the root
+ * cgroup, keeps its frames.
+ */
+TEST_F(dev, shrinker_relieves_its_memcg)
+{
+	long old = read_param("pool_max_frames"), pool_pages = 8192;
+	long start_freed, parent_pooled, parent_pages = 2048;
+	char dir[64], path[96];
+	void *span;
+	int status;
+	pid_t pid;
+
+	if (write_file("/sys/fs/cgroup/cgroup.subtree_control", "+memory") &&
+	    errno != EBUSY)
+		SKIP(return, "no memory controller in cgroup2 (not root?)");
+	snprintf(dir, sizeof(dir), "/sys/fs/cgroup/spanalloc-memcg-%d",
+		 getpid());
+	if (mkdir(dir, 0755))
+		SKIP(return, "cannot make a cgroup: %s", strerror(errno));
+	snprintf(path, sizeof(path), "%s/memory.swap.max", dir);
+	if (write_file(path, "0")) {
+		rmdir(dir);
+		SKIP(return, "no memory.swap.max (swap accounting off)");
+	}
+	snprintf(path, sizeof(path), "%s/memory.max", dir);
+	ASSERT_EQ(0, write_file(path, "64M"));
+	ASSERT_EQ(0, write_param("pool_max_frames", pool_pages));
+	ASSERT_EQ(0, span_alloc(self->fd, parent_pages, 0, &span));
+	ASSERT_EQ(0, span_free(self->fd, span));
+	parent_pooled = read_stat("pool_frames");
+	ASSERT_LE(parent_pages, parent_pooled);
+	start_freed = read_stat("shrinker_freed");
+
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
+		_exit(write_file(path, "0") ? 9 :
+		      memcg_child(self->fd, self->arena, pool_pages));
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	write_param("pool_max_frames", old);
+	rmdir(dir);
+	EXPECT_TRUE(WIFEXITED(status)) {
+		TH_LOG("the child was killed by signal %d: the memcg OOMed "
+		       "with the pool full", WTERMSIG(status));
+	}
+	if (WIFEXITED(status))
+		EXPECT_EQ(0, WEXITSTATUS(status));
+	/* At least the 16 MiB that did not fit. */
+	EXPECT_LE(start_freed + 4096, read_stat("shrinker_freed"));
+	/* The child's pool went with its heap; the parent's is whole. */
+	EXPECT_EQ(parent_pooled, read_stat("pool_frames"));
+}
+
 /* ---- every bad field, with its errno --------------------------------- */
 
 TEST_F(dev, alloc_zero_pages_einval)
@@ -1404,6 +1511,35 @@ TEST_F(dev, view_mapped_late_sees_old_spans)
 	ASSERT_NE(NULL, view);
 	EXPECT_EQ(11, SPANALLOC_VIEW_CLASS(view_of(view, self->arena,
 						   a + self->page, self->page)));
+	munmap(view, bytes);
+}
+
+/*
+ * A new arena, a new heap: a view mapped before shows the new heap's
+ * records, never the dead heap's (review L1: its PTEs outlived the heap).
+ */
+TEST_F(dev, view_follows_a_new_arena)
+{
+	uint64_t *view;
+	size_t bytes;
+	long a_page;
+	char *a, *b;
+
+	view = map_view(self->fd, PROT_READ, MAP_SHARED, &bytes);
+	ASSERT_NE(NULL, view);
+	ASSERT_EQ(0, span_alloc(self->fd, 2, 11, (void **)&a));
+	a_page = (a - self->arena) / self->page;
+	ASSERT_EQ(11, SPANALLOC_VIEW_CLASS(view[a_page]));
+	ASSERT_EQ(0, munmap(self->arena, ARENA_BYTES));
+	self->arena = mmap(NULL, ARENA_BYTES, PROT_READ | PROT_WRITE,
+			   MAP_SHARED, self->fd, 0);
+	ASSERT_NE(MAP_FAILED, self->arena);
+	ASSERT_EQ(0, span_alloc(self->fd, 2, 5, (void **)&b));
+	/* The old span's entry is gone with its heap, the new one shows. */
+	if ((b - self->arena) / self->page != a_page)
+		EXPECT_EQ(0, view[a_page]);
+	EXPECT_EQ(5, SPANALLOC_VIEW_CLASS(view_of(view, self->arena, b,
+						  self->page)));
 	munmap(view, bytes);
 }
 
