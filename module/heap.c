@@ -389,8 +389,10 @@ static void spanalloc_vm_close(struct vm_area_struct *vma)
 	mutex_lock(&heap->lock);
 	last = --heap->nr_vmas == 0;
 	mutex_unlock(&heap->lock);
-	if (last)
-		heap_kill(heap);
+	if (!last)
+		return;
+	heap_kill(heap);
+	spanalloc_view_unmap(vma->vm_mm);
 }
 
 static int spanalloc_vm_may_split(struct vm_area_struct *vma,

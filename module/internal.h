@@ -306,6 +306,7 @@ void spanalloc_view_resize(struct spanalloc_heap *heap,
 			   struct spanalloc_span *span,
 			   unsigned long old_pages);
 void spanalloc_view_destroy(struct spanalloc_heap *heap);
+void spanalloc_view_unmap(struct mm_struct *mm);
 int spanalloc_view_mmap(struct vm_area_struct *vma);
 
 /* ---- span.c: span records and the span ioctls ---- */

@@ -15,6 +15,12 @@
  * its view in afresh, from the child's own heap. The parent may then free
  * span X and reuse its range for another class without the child seeing
  * the parent's new record.
+ *
+ * The heap's end: when the arena goes (munmap) and the process lives on,
+ * the PTEs of every view of the address space are removed, after the heap
+ * left the table. A view page still mapped would show the dead heap's
+ * records to a process that maps a new arena (review L1); the next fault
+ * on the view builds it from the new heap, or raises SIGBUS without one.
  */
 #include <linux/highmem.h>
 #include <linux/mm.h>
@@ -127,6 +133,31 @@ void spanalloc_view_destroy(struct spanalloc_heap *heap)
 	xa_for_each(&heap->view, index, page)
 		put_page(page);
 	xa_destroy(&heap->view);
+}
+
+/**
+ * spanalloc_view_unmap() - remove the page table entries of @mm's views
+ * @mm:	the address space whose heap just ended (no longer findable).
+ *
+ * A fault racing with this (under the view VMA's own lock on kernels with
+ * per-VMA locks) finds no heap, or the dead one and SIGBUS: it maps
+ * nothing that this would have to remove.
+ *
+ * Context: the arena's ->close, with @mm's mmap lock held for write.
+ */
+void spanalloc_view_unmap(struct mm_struct *mm)
+{
+	VMA_ITERATOR(vmi, mm, 0);
+	struct vm_area_struct *vma;
+
+	/* exit_mmap() closes VMAs after freeing the page tables. */
+	if (!atomic_read(&mm->mm_users))
+		return;
+	mmap_assert_write_locked(mm);
+	for_each_vma(vmi, vma)
+		if (vma->vm_ops == &spanalloc_view_vm_ops)
+			spanalloc_zap(vma, vma->vm_start,
+				      vma->vm_end - vma->vm_start);
 }
 
 /* View page @index of @heap, built from the span records if missing. */
