@@ -119,7 +119,7 @@ static struct spanalloc_frames *frames_new(struct spanalloc_pool *pool,
 
 	/* Sized by the caller: a failure is its -ENOMEM, not a kernel warning. */
 	frames = kvzalloc(struct_size(frames, pages, nr),
-			  GFP_KERNEL_ACCOUNT | __GFP_RETRY_MAYFAIL | __GFP_NOWARN);
+			  SPANALLOC_GFP);
 	if (!frames)
 		return NULL;
 	frames->nr = nr;

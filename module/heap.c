@@ -87,7 +87,7 @@ static struct spanalloc_heap *heap_create(struct mm_struct *mm,
 {
 	struct spanalloc_heap *heap;
 
-	heap = kzalloc(sizeof(*heap), GFP_KERNEL_ACCOUNT);
+	heap = kzalloc(sizeof(*heap), SPANALLOC_GFP);
 	if (!heap)
 		return NULL;
 	heap->pool = pool;

@@ -48,6 +48,14 @@
 
 #include "../uapi/spanalloc.h"
 
+/*
+ * Kernel memory a process's request makes (heaps, span records, tree
+ * nodes, free ranges, frame arrays, budgets): charged to its memory cgroup,
+ * and at the cgroup's limit an -ENOMEM for the request, never the OOM
+ * killer (__GFP_RETRY_MAYFAIL fails a memcg charge instead of OOM-killing).
+ */
+#define SPANALLOC_GFP	(GFP_KERNEL_ACCOUNT | __GFP_RETRY_MAYFAIL | __GFP_NOWARN)
+
 struct spanalloc_heap;
 
 /* ---- range.c: free arena space, in page indices from the arena start ---- */

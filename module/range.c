@@ -86,7 +86,7 @@ int spanalloc_range_init(struct spanalloc_range_tree *tree,
 	tree->by_start = RB_ROOT;
 	tree->by_size = RB_ROOT;
 	tree->free_pages = 0;
-	range = kmalloc(sizeof(*range), GFP_KERNEL_ACCOUNT);
+	range = kmalloc(sizeof(*range), SPANALLOC_GFP);
 	if (!range)
 		return -ENOMEM;
 	range->first = 0;
@@ -113,7 +113,7 @@ int spanalloc_range_clone(struct spanalloc_range_tree *dst,
 	dst->by_size = RB_ROOT;
 	dst->free_pages = 0;
 	for (node = rb_first(&src->by_start); node; node = rb_next(node)) {
-		copy = kmalloc(sizeof(*copy), GFP_KERNEL_ACCOUNT);
+		copy = kmalloc(sizeof(*copy), SPANALLOC_GFP);
 		if (!copy) {
 			spanalloc_range_destroy(dst);
 			return -ENOMEM;

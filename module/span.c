@@ -81,10 +81,10 @@ static struct spanalloc_span *span_new(unsigned long pages, u32 size_class)
 {
 	struct spanalloc_span *span;
 
-	span = kzalloc(sizeof(*span), GFP_KERNEL_ACCOUNT);
+	span = kzalloc(sizeof(*span), SPANALLOC_GFP);
 	if (!span)
 		return NULL;
-	span->spare = kmalloc(sizeof(*span->spare), GFP_KERNEL_ACCOUNT);
+	span->spare = kmalloc(sizeof(*span->spare), SPANALLOC_GFP);
 	if (!span->spare) {
 		kfree(span);
 		return NULL;
@@ -101,7 +101,7 @@ static int span_record(struct spanalloc_heap *heap,
 
 	err = mtree_insert_range(&heap->spans, span->first,
 				 span->first + span->pages - 1, span,
-				 GFP_KERNEL_ACCOUNT);
+				 SPANALLOC_GFP);
 	if (err)
 		return err;
 	heap->nr_pages += span->pages;
@@ -241,7 +241,7 @@ static int span_free_locked(struct spanalloc_heap *heap,
 	 */
 	err = mtree_store_range(&heap->spans, span->first,
 				span->first + span->pages - 1, NULL,
-				GFP_KERNEL_ACCOUNT);
+				SPANALLOC_GFP);
 	if (err)
 		return err;
 	spanalloc_zap(vma, addr, span->pages << PAGE_SHIFT);
@@ -268,7 +268,7 @@ static int span_grow(struct spanalloc_heap *heap, struct vm_area_struct *vma,
 	if (err)
 		return err;
 	/* For giving the pages back if a later step fails. */
-	spare = kmalloc(sizeof(*spare), GFP_KERNEL_ACCOUNT);
+	spare = kmalloc(sizeof(*spare), SPANALLOC_GFP);
 	if (!spare) {
 		err = -ENOMEM;
 		goto out_uncharge;
@@ -285,7 +285,7 @@ static int span_grow(struct spanalloc_heap *heap, struct vm_area_struct *vma,
 	if (err)
 		goto out_drop_grown;
 	err = mtree_store_range(&heap->spans, span->first, tail + add - 1,
-				span, GFP_KERNEL_ACCOUNT);
+				span, SPANALLOC_GFP);
 	if (err)
 		goto out_unmap;
 
@@ -321,12 +321,12 @@ static int span_shrink(struct spanalloc_heap *heap, struct vm_area_struct *vma,
 	struct spanalloc_range *spare;
 	int err;
 
-	spare = kmalloc(sizeof(*spare), GFP_KERNEL_ACCOUNT);
+	spare = kmalloc(sizeof(*spare), SPANALLOC_GFP);
 	if (!spare)
 		return -ENOMEM;
 	/* The one step that can fail goes first. */
 	err = mtree_store_range(&heap->spans, tail, tail + cut - 1, NULL,
-				GFP_KERNEL_ACCOUNT);
+				SPANALLOC_GFP);
 	if (err) {
 		kfree(spare);
 		return err;

@@ -63,7 +63,7 @@ struct spanalloc_user *spanalloc_user_get(bool unlimited)
 	kuid_t uid = current_uid();
 	struct spanalloc_user *user, *fresh;
 
-	fresh = kzalloc(sizeof(*fresh), GFP_KERNEL_ACCOUNT);
+	fresh = kzalloc(sizeof(*fresh), SPANALLOC_GFP);
 	if (!fresh)
 		return ERR_PTR(-ENOMEM);
 	spin_lock(&user_table_lock);
