@@ -311,7 +311,6 @@ struct span_options {
 	uint64_t decay_ms;		/* SPANALLOC_DECAY_MS */
 	size_t large_cache_bytes;	/* SPANALLOC_LARGE_CACHE_MB: free runs,
 					   or live large bytes if more */
-	size_t large_cache_spans;	/* SPANALLOC_LARGE_CACHE_SPANS: runs */
 };
 
 extern struct span_options _span_opt;

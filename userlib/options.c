@@ -15,7 +15,6 @@
  *   SPANALLOC_LARGE_CACHE_MB=N     bytes of free runs the large page heap
  *                                  keeps, or the live large bytes if more
  *                                  (64; 0 keeps none)
- *   SPANALLOC_LARGE_CACHE_SPANS=N  free runs it keeps (16)
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -28,7 +27,6 @@
 struct span_options _span_opt = {
 	.decay_ms = 500,
 	.large_cache_bytes = (size_t)64 << 20,
-	.large_cache_spans = 16,
 };
 
 #define ENV_VALUE_MAX	128
@@ -116,7 +114,4 @@ void _span_options_init(void)
 	_span_opt.large_cache_bytes =
 		env_u64("SPANALLOC_LARGE_CACHE_MB",
 			_span_opt.large_cache_bytes >> 20) << 20;
-	_span_opt.large_cache_spans =
-		env_u64("SPANALLOC_LARGE_CACHE_SPANS",
-			_span_opt.large_cache_spans);
 }

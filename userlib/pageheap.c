@@ -34,9 +34,11 @@
  * calloc() clears only dirty memory.
  *
  * Giving back: free runs are bounded in bytes by
- * max(SPANALLOC_LARGE_CACHE_MB, bytes of live large allocations) and in
- * number by SPANALLOC_LARGE_CACHE_SPANS; above that the oldest go back
- * first (on mmap only the excess of the oldest run: its tail is unmapped).
+ * max(SPANALLOC_LARGE_CACHE_MB, bytes of live large allocations), never by
+ * their number (with more than a few live blocks the holes between them
+ * are many, and a count bound gave back a run on nearly every free: the
+ * review's H1); above that the oldest go back first (on mmap only the
+ * excess of the oldest run: its tail is unmapped).
  * A run not touched for SPANALLOC_DECAY_MS goes back whole. The checks run
  * on every large malloc and free, and on central.c's periodic sweep, so
  * RSS drops after the decay even if the program makes no large call.
@@ -53,6 +55,7 @@
 #include "prim.h"
 
 #define NBINS	256
+#define SCAN_MAX	32	/* fitting runs looked at per bin */
 
 static struct {
 	pthread_mutex_t lock;
@@ -245,9 +248,13 @@ static struct span *run_find(size_t pages)
 
 	for (i = bin_next(bin_of(pages)); i < NBINS && !best;
 	     i = bin_next(i + 1)) {
-		for (r = ph.bins[i].first; r; r = r->next) {
+		unsigned int seen = 0;
+
+		/* A bin is unsorted: the best of its first SCAN_MAX fits. */
+		for (r = ph.bins[i].first; r && seen < SCAN_MAX; r = r->next) {
 			if (r->pages < pages)
 				continue;
+			seen++;
 			if (!best || r->pages < best->pages ||
 			    (r->pages == best->pages && r->base < best->base))
 				best = r;
@@ -286,7 +293,7 @@ static struct span *run_find_grow(size_t pages)
 
 static size_t cache_limit(void)
 {
-	if (!_span_opt.large_cache_bytes || !_span_opt.large_cache_spans)
+	if (!_span_opt.large_cache_bytes)
 		return 0;
 	return ph.live_bytes > _span_opt.large_cache_bytes ?
 		ph.live_bytes : _span_opt.large_cache_bytes;
@@ -303,15 +310,14 @@ static void runs_expire(uint64_t now, bool force, struct span_list *dead)
 
 	while ((r = ph.old)) {
 		bool expired = force || now - r->stamp_ms >= _span_opt.decay_ms;
-		bool few = ph.runs <= _span_opt.large_cache_spans;
 		size_t pages;
 
-		if (!expired && few && ph.free_bytes <= limit)
+		if (!expired && ph.free_bytes <= limit)
 			break;
 		/* Pages over the limit, rounded up. */
 		pages = (ph.free_bytes - limit + SPAN_PAGE - 1) >>
 			SPAN_PAGE_SHIFT;
-		if (!expired && few && runs_split() && pages < r->pages &&
+		if (!expired && runs_split() && pages < r->pages &&
 		    (t = _span_record_new())) {
 			/* Only the excess: the oldest run's tail goes. */
 			run_move(r, r->base, r->pages - pages);
