@@ -184,13 +184,24 @@ TEST(pagemap_live_objects)
 }
 
 /*
+ * Is a large span of @bytes anonymous memory (split and merged at will),
+ * not a whole kernel span?
+ */
+static bool large_is_anon(size_t bytes)
+{
+	return strcmp(span_backend(), "kernel") ||
+	       (_span_opt.lazy_bytes && bytes >= _span_opt.lazy_bytes);
+}
+
+/*
  * The large page heap: a freed span is one free run mapped at its first
- * and last pages; on mmap a smaller request takes the run's front and the
- * rest stays a run, and freeing it merges them back into one.
+ * and last pages; in anonymous memory a smaller request takes the run's
+ * front and the rest stays a run, and freeing it merges them back into
+ * one.
  */
 TEST(pageheap_runs)
 {
-	bool split = !strcmp(span_backend(), "mmap");
+	bool split = large_is_anon(4 << 20);
 	struct span_stats st;
 	struct span *r, *s;
 	char *big, *a;
@@ -245,9 +256,9 @@ TEST(pageheap_runs)
 }
 
 /*
- * Over the byte bound, the oldest run goes back: on mmap only the excess,
- * from its tail (the head stays mapped and reusable), on the kernel the
- * whole span.
+ * Over the byte bound, the oldest run goes back: in anonymous memory only
+ * the excess, from its tail (the head stays mapped and reusable), a
+ * kernel span whole.
  */
 TEST(pageheap_bound)
 {
@@ -258,7 +269,7 @@ TEST(pageheap_bound)
 	char *big;
 
 	init();
-	split = !strcmp(span_backend(), "mmap");
+	split = large_is_anon(4 << 20);
 	span_trim();
 	_span_opt.large_cache_bytes = 1 << 20;
 	big = span_malloc(4 << 20);

@@ -224,6 +224,13 @@ void *_span_pvalloc(size_t size)
 }
 SPAN_API void *span_pvalloc(size_t size) SPAN_ALIAS(_span_pvalloc);
 
+void _span_reclaim(void)
+{
+	span_add_relaxed(&_span_cnt.reclaims, 1);
+	_span_cache_flush();
+	_span_central_collect(true);	/* stashes and the page heap too */
+}
+
 SPAN_API void span_trim(void)
 {
 	if (!_span_ready)

@@ -13,6 +13,11 @@
  *   bin      one size class of a thread cache: a free list and its count.
  *   central  one size class shared by all threads: spans with free objects,
  *            empty spans waiting to decay (central.c).
+ *   run      free pages in the page heap (pageheap.c), a record in state
+ *            CACHED.
+ *   region   anonymous address space reserved at once, carved into spans
+ *            and runs (region.c); a span's record says whether its pages
+ *            are a region's or a kernel span.
  *
  * Invariants
  *   - Every page of a live small span maps to its record; a large span maps
@@ -96,6 +101,13 @@ struct span {
 	struct span *older;	/* age list of free runs */
 	struct span *newer;
 	uint32_t zero;		/* every page reads as zero (fresh) */
+	struct region *region;	/* anonymous memory: its region; NULL: kernel */
+};
+
+/* Anonymous address space the page heap carves (region.c). */
+struct region {
+	uintptr_t base;
+	size_t pages;
 };
 
 struct span_list {
@@ -184,17 +196,32 @@ static inline struct span *span_pagemap_get(uintptr_t a)
  * span.c: records and spans from the backend
  * ------------------------------------------------------------------- */
 
-/* A span of @pages pages for class @cls with its record; NULL + errno. */
+/*
+ * A span of @pages pages for class @cls with its record; NULL + errno.
+ * Class 0: a large kernel span (the page heap asks, kernel backend only).
+ */
 struct span *_span_span_new(size_t pages, unsigned int cls);
-/* Unmap from the page map, give back to the backend, free the record. */
-void _span_span_release(struct span *s);
-/* _span_span_release() every span of @l (emptied), in backend batches. */
+/*
+ * Unmap every span of @l (emptied) from the page map and give it back
+ * where it came from: kernel spans in backend batches (kept and retried
+ * if the kernel refuses), anonymous ones to the page heap.
+ */
 void _span_span_release_list(struct span_list *l);
+/*
+ * The kernel refused a span even after a reclaim: for the decay interval
+ * new spans come from anonymous memory without asking it (and without a
+ * reclaim each).
+ */
+void _span_kernel_refused(void);
+bool _span_kernel_refusing(void);
 void _span_span_lock(void);
 void _span_span_unlock(void);
 void _span_span_reinit(void);
 /* Mappings for allocator metadata, with guard pages; never user data. */
 void *_span_meta_map(size_t bytes);
+/* A metadata block of up to 256 bytes (not zeroed); NULL + errno. */
+void *_span_meta_alloc(size_t bytes);
+void _span_meta_free(void *p, size_t bytes);
 
 /* A zeroed record for a large span or free run, no pages; NULL + errno. */
 struct span *_span_record_new(void);
@@ -241,24 +268,46 @@ void _span_cache_flush(void);
  * ------------------------------------------------------------------- */
 
 /*
- * A span of @pages pages (state LARGE), carved from a free run or new
- * from the backend; span->zero says whether all of it reads as zero.
+ * A large span of @pages pages (state LARGE), carved from a free run or
+ * new; span->zero says whether all of it reads as zero. NULL + errno.
  */
 struct span *_span_ph_alloc(size_t pages);
 /* Large span @s (out of the page map) becomes a free run. */
 void _span_ph_free(struct span *s);
-/* Would _span_ph_alloc(@pages) be served from a free run? */
-bool _span_ph_fits(size_t pages);
 /* Resize live span @s to @pages in place (never moves); false if not. */
 bool _span_ph_resize(struct span *s, size_t pages);
-/* mmap backend: move @s to @pages pages with mremap(); NULL if not. */
-void *_span_ph_remap(struct span *s, size_t pages);
+/*
+ * @pages of anonymous memory for a small span: a record (class 0, no
+ * freemap) with base, pages and region set. @fallback: the kernel said
+ * no (counted). NULL + errno.
+ */
+struct span *_span_ph_small(size_t pages, bool fallback);
+/*
+ * Anonymous spans of @l (out of the page map, class 0, stamp_ms when they
+ * became empty) become free runs.
+ */
+void _span_ph_small_free(struct span_list *l);
 /* Give back runs past their decay (all of them if @force). */
 void _span_ph_collect(bool force);
 void _span_ph_lock(void);
 void _span_ph_unlock(void);
 void _span_ph_reinit(void);
 void _span_ph_stats(struct span_stats *st);
+
+/* ---------------------------------------------------------------------
+ * region.c: anonymous address space for the page heap
+ * ------------------------------------------------------------------- */
+
+/*
+ * Reserve a region of at least @pages pages (64 MiB when there is room)
+ * with its descriptor; NULL + errno.
+ */
+struct region *_span_region_new(size_t pages);
+/* Unmap a whole region and free its descriptor; -1 (kept) on failure. */
+int _span_region_free(struct region *r);
+/* Give back the memory of @pages pages at @addr (MADV_DONTNEED). */
+int _span_region_release(uintptr_t addr, size_t pages);
+void _span_region_stats(struct span_stats *st);
 
 /* ---------------------------------------------------------------------
  * large.c
@@ -288,6 +337,12 @@ void *_span_memalign(size_t align, size_t size);
 void *_span_valloc(size_t size);
 void *_span_pvalloc(size_t size);
 size_t _span_usable_size(const void *p);
+/*
+ * The backend said ENOMEM: give back the calling thread's cache, empty
+ * spans, stashes, free runs and spare regions, so that a retry may
+ * succeed. Call with no lock of the library held.
+ */
+void _span_reclaim(void);
 
 /* ---------------------------------------------------------------------
  * misuse.c
@@ -311,7 +366,8 @@ struct span_options {
 	uint64_t decay_ms;		/* SPANALLOC_DECAY_MS */
 	size_t large_cache_bytes;	/* SPANALLOC_LARGE_CACHE_MB: free runs,
 					   or live large bytes if more */
-	size_t large_cache_spans;	/* SPANALLOC_LARGE_CACHE_SPANS: runs */
+	size_t lazy_bytes;		/* SPANALLOC_LAZY_MB: kernel backend,
+					   large spans this big are anonymous */
 };
 
 extern struct span_options _span_opt;
@@ -327,6 +383,7 @@ struct span_counters {
 	uint64_t prim_allocs;
 	uint64_t prim_frees;
 	uint64_t prim_errors;
+	uint64_t reclaims;
 	uint64_t mapped_bytes;
 	uint64_t mapped_peak;
 	uint64_t threads;

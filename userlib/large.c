@@ -14,11 +14,10 @@
  * backend are zero.
  *
  * realloc() keeps the pointer when the span has room; otherwise it
- * resizes the span in place (mmap: growing into the free run after it,
- * shrinking by giving the tail back; kernel: _span_prim_resize(), in
- * place only), and failing that, on the mmap backend, moves its pages
- * with mremap() instead of copying when no free run could take the new
- * size (copying into dirty memory costs less than faulting fresh pages).
+ * resizes the span in place (anonymous memory: growing into the free runs
+ * after it, shrinking by giving the tail back; a kernel span:
+ * _span_prim_resize()), and failing that the caller copies. Pages are
+ * never moved with mremap(): that would cut a hole in a region.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -83,7 +82,6 @@ void *_span_large_resize(struct span *s, void *p, size_t size)
 {
 	size_t pages, usable = _span_large_usable(s);
 	size_t head = (s->user - s->base) >> SPAN_PAGE_SHIFT;
-	void *moved;
 
 	check_live(s, p, "realloc");
 	if (size <= SPAN_SMALL_MAX || size > PTRDIFF_MAX - SPAN_PAGE)
@@ -93,14 +91,7 @@ void *_span_large_resize(struct span *s, void *p, size_t size)
 	pages = head + ((size + SPAN_PAGE - 1) >> SPAN_PAGE_SHIFT);
 	if (_span_ph_resize(s, pages))
 		return p;
-	if (size < usable || _span_ph_fits(pages - head))
-		return NULL;	/* the caller copies */
-	_span_pagemap_set(s->user, 1, NULL);
-	moved = _span_ph_remap(s, pages);
-	if (moved)
-		s->user = (uintptr_t)moved;
-	_span_pagemap_set(s->user, 1, s);
-	return moved;
+	return NULL;	/* the caller copies */
 }
 
 void _span_large_collect(bool force)

@@ -15,7 +15,9 @@
  *   SPANALLOC_LARGE_CACHE_MB=N     bytes of free runs the large page heap
  *                                  keeps, or the live large bytes if more
  *                                  (64; 0 keeps none)
- *   SPANALLOC_LARGE_CACHE_SPANS=N  free runs it keeps (16)
+ *   SPANALLOC_LAZY_MB=N            kernel backend: large allocations of N
+ *                                  MiB or more are anonymous memory,
+ *                                  populated on demand (2; 0: never)
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -28,7 +30,7 @@
 struct span_options _span_opt = {
 	.decay_ms = 500,
 	.large_cache_bytes = (size_t)64 << 20,
-	.large_cache_spans = 16,
+	.lazy_bytes = (size_t)2 << 20,
 };
 
 #define ENV_VALUE_MAX	128
@@ -116,7 +118,6 @@ void _span_options_init(void)
 	_span_opt.large_cache_bytes =
 		env_u64("SPANALLOC_LARGE_CACHE_MB",
 			_span_opt.large_cache_bytes >> 20) << 20;
-	_span_opt.large_cache_spans =
-		env_u64("SPANALLOC_LARGE_CACHE_SPANS",
-			_span_opt.large_cache_spans);
+	_span_opt.lazy_bytes =
+		env_u64("SPANALLOC_LAZY_MB", _span_opt.lazy_bytes >> 20) << 20;
 }

@@ -1,47 +1,63 @@
 /*
- * pageheap.c: the page heap of large spans in userspace (TCMalloc's
- * PageHeap, Go's mheap in miniature). Pages freed by large allocations
- * stay mapped and dirty here as free runs, and new large allocations are
- * carved out of them, so most large mallocs cost no system call and no
- * page fault. This file owns the free runs, where a large span's pages
- * come from and go to, and when they go back to the backend.
+ * pageheap.c: the page heap in userspace (TCMalloc's PageHeap, Go's mheap
+ * in miniature): free runs of pages, carved into spans, and where a span's
+ * pages come from and go to. Large spans always come from here; small
+ * spans do when they are anonymous memory (span.c asks).
+ *
+ * Where pages come from (struct span.region):
+ *   anonymous  a region of region.c (region != NULL): on the mmap backend
+ *              every span, small and large; on the kernel backend large
+ *              spans of SPANALLOC_LAZY_MB or more (populated on demand by
+ *              page faults, as glibc's are: review H4), and any span the
+ *              kernel refused with ENOMEM (a limit, the arena full).
+ *   kernel     a span of the module (region == NULL): small spans (prim.c's
+ *              stashes) and large spans below the threshold.
+ * free() finds its way from the span's record: the region says which.
  *
  * A free run is a struct span in state SPAN_STATE_CACHED: on a size bin
- * (best fit, ties to the lower address), on the age list (newest first),
- * and in the page map at its first and last pages (and nowhere else), so
- * a freed span finds its free neighbours in O(1), and free() of a run's
- * start is reported as a double free.
+ * (best fit, ties to the lower address) and in the page map at its first
+ * and last pages (and nowhere else), so a freed span finds its free
+ * neighbours in O(1), and free() of a run's start is a double free. Runs
+ * are of three kinds:
+ *   dirty      pages of freed anonymous spans, resident: split at will,
+ *              merged with dirty neighbours of the same region;
+ *   clean      anonymous pages never touched or given back with
+ *              MADV_DONTNEED (span->zero): they read as zero and cost no
+ *              memory; split, and merged with clean neighbours of the same
+ *              region. A region that is one clean run is unmapped (one
+ *              region of the default size is kept as a spare);
+ *   kernel     a whole kernel span (SPAN_FREE takes span starts only): no
+ *              split, no merge. A run up to a third bigger than the
+ *              request is handed out whole; up to twice the request it is
+ *              trimmed first with _span_prim_resize() (in place, the
+ *              tail's frames go back to the kernel); failing both, the
+ *              biggest run of at least half the request is grown in place
+ *              if the arena pages after it are free. A module without
+ *              SPAN_RESIZE answers EOPNOTSUPP once and is not asked again.
+ * A request takes a dirty or kernel run first (no fault, no system call),
+ * then a clean run (faults, no system call), then a new region or kernel
+ * span. realloc grows an anonymous span in place into the runs after it
+ * and shrinks it by giving its tail back as a dirty run.
  *
- * Backends differ in what a run can be:
- *   mmap    any page range: a request takes the front of the best run and
- *           the tail stays a run; a freed span merges with the runs before
- *           and after it (they may come from different mmap()s: munmap and
- *           madvise work across them, mremap is never used on runs);
- *           realloc grows in place into the run after a span, and a shrink
- *           gives the tail back as a run.
- *   kernel  a run is a whole kernel span (SPAN_FREE takes span starts
- *           only): no split, no merge. A run up to a third bigger than the
- *           request is handed out whole; up to twice the request it is
- *           trimmed first with _span_prim_resize() (in place, the tail's
- *           frames go back to the kernel); failing both, the biggest run
- *           of at least half the request is grown in place if the arena
- *           pages after it are free. _span_prim_resize() also grows and
- *           shrinks spans for realloc. A module without SPAN_RESIZE
- *           answers EOPNOTSUPP once and is not asked again.
+ * Giving back: dirty and kernel runs are bounded by bytes,
+ * max(SPANALLOC_LARGE_CACHE_MB, bytes of live large allocations), and by
+ * age, SPANALLOC_DECAY_MS; never by their number (with many live blocks
+ * the holes between them are many runs, and a count bound gave back a run
+ * on nearly every free: the review's H1). Past a bound the oldest go back
+ * first: a dirty run's excess tail becomes clean, a kernel run goes back
+ * whole. Small spans that central.c gives back have waited out the decay
+ * already: they become clean at once. The checks run on every large malloc
+ * and free and on central.c's periodic sweep. A backend call that fails
+ * never makes the library forget memory: the run stays as it was and is
+ * tried again later.
  *
- * Every page of a run taken from the backend fresh reads as zero, and so
- * does a run made only of such pages (span->zero); a freed span is dirty.
- * calloc() clears only dirty memory.
+ * When the backend says ENOMEM, the library first gives back its caches
+ * (_span_reclaim(): thread cache, empty spans, stashes, every run, spare
+ * regions) and tries again (review M1), and only then falls back to
+ * anonymous memory (kernel) or fails. A kernel that refused even then is
+ * not asked again for the decay interval: new spans go to regions.
  *
- * Giving back: free runs are bounded in bytes by
- * max(SPANALLOC_LARGE_CACHE_MB, bytes of live large allocations) and in
- * number by SPANALLOC_LARGE_CACHE_SPANS; above that the oldest go back
- * first (on mmap only the excess of the oldest run: its tail is unmapped).
- * A run not touched for SPANALLOC_DECAY_MS goes back whole. The checks run
- * on every large malloc and free, and on central.c's periodic sweep, so
- * RSS drops after the decay even if the program makes no large call.
  * Backend calls are made outside the lock, except for record allocation.
- *
  * Lock order: this file's lock, then the page map's, then the records'
  * (span.c); never held while taking a central lock or a stash lock.
  */
@@ -52,22 +68,41 @@
 #include "internal.h"
 #include "prim.h"
 
-#define NBINS	256
+#define NBINS		256
+#define SCAN_MAX	32	/* fitting runs looked at per bin */
+#define REGION_PAGES	((size_t)64 << (20 - SPAN_PAGE_SHIFT))
+
+struct bins {
+	struct span_list l[NBINS];
+	uint64_t nonempty[NBINS / 64];
+};
 
 static struct {
 	pthread_mutex_t lock;
-	struct span_list bins[NBINS];
-	uint64_t nonempty[NBINS / 64];
-	struct span *young;		/* age list: newest run ... */
-	struct span *old;		/* ... oldest run */
-	size_t runs;
-	size_t free_bytes;
+	struct bins dirty;		/* dirty and kernel runs */
+	struct bins clean;		/* clean runs */
+	struct span *young;		/* age list of dirty runs: newest ... */
+	struct span *old;		/* ... oldest */
+	size_t runs;			/* dirty and kernel runs */
+	size_t free_bytes;		/* ... their bytes */
+	size_t clean_bytes;
+	struct region *spare;		/* a whole clean region kept */
 	uint64_t live;
 	uint64_t live_bytes;
 	uint64_t allocs;
 	uint64_t hits;
+	uint64_t anon_bytes;		/* live spans of regions */
+	uint64_t fallbacks;
+	uint64_t errors;
 	bool no_resize;			/* kernel module without SPAN_RESIZE */
 } ph = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+/* What run_find() may take. */
+enum {
+	TAKE_DIRTY = 1,		/* dirty runs */
+	TAKE_KERNEL = 2,	/* kernel runs */
+	TAKE_CLEAN = 4,		/* clean runs */
+};
 
 static size_t span_bytes(const struct span *s)
 {
@@ -79,10 +114,18 @@ static uintptr_t span_end(const struct span *s)
 	return s->base + span_bytes(s);
 }
 
-/* Runs can be split and merged: any page range of anonymous memory. */
-static bool runs_split(void)
+static bool run_clean(const struct span *r)
 {
-	return _span_prim_backend() == SPAN_BACKEND_MMAP;
+	return r->region && r->zero;
+}
+
+/* Large spans of this size come from regions, not from the kernel. */
+static bool want_anon(size_t pages)
+{
+	size_t lazy = _span_opt.lazy_bytes >> SPAN_PAGE_SHIFT;
+
+	return _span_prim_backend() != SPAN_BACKEND_KERNEL ||
+	       (lazy && pages >= lazy);
 }
 
 /* ---- bins: 4 per power of two of pages, each an unsorted list ---- */
@@ -95,28 +138,35 @@ static unsigned int bin_of(size_t pages)
 		b * 4 + (unsigned int)((pages >> (b - 2)) & 3);
 }
 
+static struct bins *bins_of(const struct span *r)
+{
+	return run_clean(r) ? &ph.clean : &ph.dirty;
+}
+
 static void bin_add(struct span *r)
 {
+	struct bins *b = bins_of(r);
 	unsigned int i = bin_of(r->pages);
 
-	_span_list_push(&ph.bins[i], r);
-	ph.nonempty[i / 64] |= 1ULL << (i % 64);
+	_span_list_push(&b->l[i], r);
+	b->nonempty[i / 64] |= 1ULL << (i % 64);
 }
 
 static void bin_del(struct span *r)
 {
+	struct bins *b = bins_of(r);
 	unsigned int i = bin_of(r->pages);
 
-	_span_list_remove(&ph.bins[i], r);
-	if (!ph.bins[i].count)
-		ph.nonempty[i / 64] &= ~(1ULL << (i % 64));
+	_span_list_remove(&b->l[i], r);
+	if (!b->l[i].count)
+		b->nonempty[i / 64] &= ~(1ULL << (i % 64));
 }
 
-/* The first non-empty bin at or after @i, or NBINS. */
-static unsigned int bin_next(unsigned int i)
+/* The first non-empty bin of @b at or after @i, or NBINS. */
+static unsigned int bin_next(const struct bins *b, unsigned int i)
 {
 	while (i < NBINS) {
-		uint64_t w = ph.nonempty[i / 64] & (~0ULL << (i % 64));
+		uint64_t w = b->nonempty[i / 64] & (~0ULL << (i % 64));
 
 		if (w)
 			return (i & ~63U) + (unsigned int)__builtin_ctzll(w);
@@ -125,7 +175,7 @@ static unsigned int bin_next(unsigned int i)
 	return NBINS;
 }
 
-/* ---- the age list ---- */
+/* ---- the age list of dirty and kernel runs ---- */
 
 static void age_push(struct span *r)
 {
@@ -160,133 +210,211 @@ static void run_mark(struct span *r, struct span *to)
 		(void)_span_pagemap_set(span_end(r) - SPAN_PAGE, 1, to);
 }
 
-/* The run that starts at @a, or NULL. */
-static struct span *run_at(uintptr_t a)
+static bool is_run(const struct span *r)
+{
+	return r && !r->cls && r->state == SPAN_STATE_CACHED;
+}
+
+/* The run of the same region and kind as @s that starts at @a, or NULL. */
+static struct span *run_at(const struct span *s, uintptr_t a)
 {
 	struct span *r = span_pagemap_get(a);
 
-	return r && !r->cls && r->state == SPAN_STATE_CACHED && r->base == a ?
-		r : NULL;
+	return is_run(r) && r->base == a && r->region == s->region &&
+		r->zero == s->zero ? r : NULL;
 }
 
-/* The run that ends at @a, or NULL. */
-static struct span *run_before(uintptr_t a)
+/* The run of the same region and kind as @s that ends at @a, or NULL. */
+static struct span *run_before(const struct span *s, uintptr_t a)
 {
 	struct span *r = span_pagemap_get(a - SPAN_PAGE);
 
-	return r && !r->cls && r->state == SPAN_STATE_CACHED &&
-		span_end(r) == a ? r : NULL;
+	return is_run(r) && span_end(r) == a && r->region == s->region &&
+		r->zero == s->zero ? r : NULL;
 }
 
-static void run_add(struct span *r, uint64_t now)
+/* @r (stamp set) becomes a run. */
+static void run_add(struct span *r)
 {
 	r->state = SPAN_STATE_CACHED;
 	r->user = 0;
-	r->stamp_ms = now;
 	bin_add(r);
-	age_push(r);
 	run_mark(r, r);
-	ph.runs++;
-	ph.free_bytes += span_bytes(r);
+	if (run_clean(r)) {
+		ph.clean_bytes += span_bytes(r);
+	} else {
+		age_push(r);
+		ph.runs++;
+		ph.free_bytes += span_bytes(r);
+	}
 }
 
 static void run_del(struct span *r)
 {
 	run_mark(r, NULL);
 	bin_del(r);
-	age_del(r);
-	ph.runs--;
-	ph.free_bytes -= span_bytes(r);
+	if (run_clean(r)) {
+		ph.clean_bytes -= span_bytes(r);
+	} else {
+		age_del(r);
+		ph.runs--;
+		ph.free_bytes -= span_bytes(r);
+	}
 }
 
-/* Run @r becomes [@base, +@pages pages): same age, new bin and marks. */
+/* Run @r becomes [@base, +@pages pages): same kind and age. */
 static void run_move(struct span *r, uintptr_t base, size_t pages)
 {
+	size_t *bytes = run_clean(r) ? &ph.clean_bytes : &ph.free_bytes;
+
 	run_mark(r, NULL);
 	bin_del(r);
-	ph.free_bytes -= span_bytes(r);
+	*bytes -= span_bytes(r);
 	r->base = base;
 	r->pages = pages;
 	bin_add(r);
 	run_mark(r, r);
-	ph.free_bytes += span_bytes(r);
+	*bytes += span_bytes(r);
 }
 
-/* Pages of @s (in no run) become a run, merged with its neighbours. */
-static void run_insert(struct span *s, uint64_t now)
+/*
+ * Pages of @s (in no run, s->zero and s->stamp_ms set) become a run,
+ * merged with its neighbours of the same region and kind; the merged run
+ * is as young as its youngest part. Returns the run.
+ */
+static struct span *run_insert(struct span *s)
 {
 	struct span *l, *n;
 
-	if (runs_split()) {
-		l = run_before(s->base);
-		n = run_at(span_end(s));
+	if (s->region) {
+		l = run_before(s, s->base);
+		n = run_at(s, span_end(s));
 		if (l) {
 			run_del(l);
 			s->base = l->base;
 			s->pages += l->pages;
-			s->zero &= l->zero;
+			if (l->stamp_ms > s->stamp_ms)
+				s->stamp_ms = l->stamp_ms;
 			_span_record_drop(l);
 		}
 		if (n) {
 			run_del(n);
 			s->pages += n->pages;
-			s->zero &= n->zero;
+			if (n->stamp_ms > s->stamp_ms)
+				s->stamp_ms = n->stamp_ms;
 			_span_record_drop(n);
 		}
 	}
-	run_add(s, now);
+	run_add(s);
+	return s;
 }
 
-/* Best fit for @pages: the smallest run big enough, the lowest of equals. */
-static struct span *run_find(size_t pages)
+/* May @r serve @pages as one of @take? */
+static bool run_fits(const struct span *r, size_t pages, unsigned int take)
+{
+	size_t most;
+
+	if (r->pages < pages)
+		return false;
+	if (r->region)
+		return take & (r->zero ? TAKE_CLEAN : TAKE_DIRTY);
+	if (!(take & TAKE_KERNEL))
+		return false;
+	/* A whole kernel span: a third more at most, twice if trimmed. */
+	most = span_load_relaxed(&ph.no_resize) ? pages + pages / 3 :
+		2 * pages;
+	return r->pages <= most;
+}
+
+/* Best fit in @b: the smallest run that fits, the lowest of equals. */
+static struct span *bins_find(const struct bins *b, size_t pages,
+			      unsigned int take)
 {
 	struct span *r, *best = NULL;
 	unsigned int i;
 
-	for (i = bin_next(bin_of(pages)); i < NBINS && !best;
-	     i = bin_next(i + 1)) {
-		for (r = ph.bins[i].first; r; r = r->next) {
-			if (r->pages < pages)
+	for (i = bin_next(b, bin_of(pages)); i < NBINS && !best;
+	     i = bin_next(b, i + 1)) {
+		unsigned int seen = 0;
+
+		/* A bin is unsorted: the best of its first SCAN_MAX fits. */
+		for (r = b->l[i].first; r && seen < SCAN_MAX; r = r->next) {
+			if (!run_fits(r, pages, take))
 				continue;
+			seen++;
 			if (!best || r->pages < best->pages ||
 			    (r->pages == best->pages && r->base < best->base))
 				best = r;
 		}
 	}
-	if (best && !runs_split()) {
-		/* Whole spans: a third more at most, twice if trimmed. */
-		size_t most = span_load_relaxed(&ph.no_resize) ?
-			      pages + pages / 3 : 2 * pages;
-
-		if (best->pages > most)
-			best = NULL;
-	}
 	return best;
 }
 
+static struct span *run_find(size_t pages, unsigned int take)
+{
+	struct span *r = NULL;
+
+	if (take & (TAKE_DIRTY | TAKE_KERNEL))
+		r = bins_find(&ph.dirty, pages, take);
+	if (!r && (take & TAKE_CLEAN))
+		r = bins_find(&ph.clean, pages, take);
+	return r;
+}
+
 /*
- * Kernel: the biggest run of at least half of @pages but less, to grow in
- * place (the arena pages after it may be free); NULL if none.
+ * Kernel: the biggest kernel run of at least half of @pages but less, to
+ * grow in place (the arena pages after it may be free); NULL if none.
  */
 static struct span *run_find_grow(size_t pages)
 {
 	struct span *r, *best = NULL;
 	unsigned int i, lo = bin_of(pages / 2 ? pages / 2 : 1);
 
-	if (runs_split() || span_load_relaxed(&ph.no_resize))
+	if (span_load_relaxed(&ph.no_resize))
 		return NULL;
 	for (i = bin_of(pages) + 1; i-- > lo && !best;) {
-		for (r = ph.bins[i].first; r; r = r->next)
-			if (r->pages < pages && 2 * r->pages >= pages &&
+		for (r = ph.dirty.l[i].first; r; r = r->next)
+			if (!r->region && r->pages < pages &&
+			    2 * r->pages >= pages &&
 			    (!best || r->pages > best->pages))
 				best = r;
 	}
 	return best;
 }
 
+/*
+ * Take @pages from run @r (lock held): the front as a record of its own
+ * (the tail stays a run, as old as it was), or the whole run if it fits
+ * exactly, is a kernel span, or no record is to be had.
+ */
+static struct span *run_take(struct span *r, size_t pages)
+{
+	struct span *t;
+
+	if (r->region == ph.spare)
+		ph.spare = NULL;
+	if (r->pages == pages || !r->region || !(t = _span_record_new())) {
+		run_del(r);
+		t = r;
+	} else {
+		t->base = r->base;
+		t->pages = pages;
+		t->region = r->region;
+		t->zero = r->zero;
+		run_move(r, r->base + pages * SPAN_PAGE, r->pages - pages);
+	}
+	t->next = t->prev = t->older = t->newer = NULL;
+	if (t->region) {
+		ph.anon_bytes += span_bytes(t);
+		if (t->zero)	/* clean pages become memory again */
+			_span_stats_mapped((int64_t)span_bytes(t));
+	}
+	return t;
+}
+
 static size_t cache_limit(void)
 {
-	if (!_span_opt.large_cache_bytes || !_span_opt.large_cache_spans)
+	if (!_span_opt.large_cache_bytes)
 		return 0;
 	return ph.live_bytes > _span_opt.large_cache_bytes ?
 		ph.live_bytes : _span_opt.large_cache_bytes;
@@ -294,7 +422,7 @@ static size_t cache_limit(void)
 
 /*
  * Runs past their decay (all if @force), then the oldest while over the
- * bounds, onto @dead (lock held).
+ * bound, onto @dead (lock held).
  */
 static void runs_expire(uint64_t now, bool force, struct span_list *dead)
 {
@@ -303,21 +431,21 @@ static void runs_expire(uint64_t now, bool force, struct span_list *dead)
 
 	while ((r = ph.old)) {
 		bool expired = force || now - r->stamp_ms >= _span_opt.decay_ms;
-		bool few = ph.runs <= _span_opt.large_cache_spans;
 		size_t pages;
 
-		if (!expired && few && ph.free_bytes <= limit)
+		if (!expired && ph.free_bytes <= limit)
 			break;
 		/* Pages over the limit, rounded up. */
 		pages = (ph.free_bytes - limit + SPAN_PAGE - 1) >>
 			SPAN_PAGE_SHIFT;
-		if (!expired && few && runs_split() && pages < r->pages &&
+		if (!expired && r->region && pages < r->pages &&
 		    (t = _span_record_new())) {
 			/* Only the excess: the oldest run's tail goes. */
 			run_move(r, r->base, r->pages - pages);
 			t->base = span_end(r);
 			t->pages = pages;
-			t->state = SPAN_STATE_CACHED;
+			t->region = r->region;
+			t->stamp_ms = r->stamp_ms;
 			_span_list_push(dead, t);
 			continue;
 		}
@@ -326,15 +454,153 @@ static void runs_expire(uint64_t now, bool force, struct span_list *dead)
 	}
 }
 
-static void ph_free_run(struct span *r);
-
-static void release(struct span_list *dead)
+/*
+ * Clean run @r covers its whole region: onto @unmap unless kept as the
+ * spare (lock held).
+ */
+static void region_maybe_unmap(struct span *r, bool force,
+			       struct span_list *unmap)
 {
-	if (dead->count)
-		_span_span_release_list(dead);
+	struct region *g = r->region;
+
+	if (!run_clean(r) || r->base != g->base || r->pages != g->pages)
+		return;
+	if (!force && g->pages == REGION_PAGES && (!ph.spare || ph.spare == g)) {
+		ph.spare = g;
+		return;
+	}
+	if (ph.spare == g)
+		ph.spare = NULL;
+	run_del(r);
+	_span_list_push(unmap, r);
 }
 
-/* ---- what large.c asks for ---- */
+/* Unmap the regions of the whole clean runs on @unmap (no lock held). */
+static void unmap_regions(struct span_list *unmap)
+{
+	struct span *r;
+
+	while ((r = unmap->first)) {
+		_span_list_remove(unmap, r);
+		if (_span_region_free(r->region) == 0) {
+			span_add_relaxed(&_span_cnt.prim_frees, 1);
+			_span_record_drop(r);
+			continue;
+		}
+		pthread_mutex_lock(&ph.lock);
+		ph.errors++;
+		run_insert(r);	/* kept; the next collect tries again */
+		pthread_mutex_unlock(&ph.lock);
+	}
+}
+
+/*
+ * Give back what runs_expire() took (no lock held): kernel runs to the
+ * kernel, dirty runs' pages with MADV_DONTNEED (they become clean runs),
+ * then regions that are one clean run. What fails is kept and tried again
+ * later.
+ */
+static void release(struct span_list *dead, bool force)
+{
+	struct span_list kernel = { 0 }, unmap = { 0 };
+	struct span *r;
+
+	while ((r = dead->first)) {
+		int err;
+
+		_span_list_remove(dead, r);
+		if (!r->region) {
+			_span_list_push(&kernel, r);
+			continue;
+		}
+		err = _span_region_release(r->base, r->pages);
+		pthread_mutex_lock(&ph.lock);
+		if (err) {
+			ph.errors++;
+			r->stamp_ms = _span_now_ms();	/* later */
+		} else {
+			_span_stats_mapped(-(int64_t)span_bytes(r));
+			r->zero = 1;
+		}
+		r = run_insert(r);
+		region_maybe_unmap(r, force, &unmap);
+		pthread_mutex_unlock(&ph.lock);
+	}
+	if (kernel.count)
+		_span_span_release_list(&kernel);
+	unmap_regions(&unmap);
+}
+
+/* ---- anonymous pages and kernel spans ---- */
+
+/*
+ * @pages of anonymous memory with a record of their own (state FREE): a
+ * dirty or clean run's front, or a new region's. On ENOMEM, once, the
+ * caches go back and it tries again. NULL + errno.
+ */
+static struct span *anon_take(size_t pages)
+{
+	bool reclaimed = false;
+	struct region *g;
+	struct span *r;
+
+	for (;;) {
+		pthread_mutex_lock(&ph.lock);
+		r = run_find(pages, TAKE_DIRTY | TAKE_CLEAN);
+		if (r)
+			r = run_take(r, pages);
+		pthread_mutex_unlock(&ph.lock);
+		if (r)
+			return r;
+		g = _span_region_new(pages);
+		if (!g) {
+			if (reclaimed) {
+				errno = ENOMEM;
+				return NULL;
+			}
+			_span_reclaim();
+			reclaimed = true;
+			continue;
+		}
+		r = _span_record_new();
+		if (!r) {
+			(void)_span_region_free(g);
+			errno = ENOMEM;
+			return NULL;
+		}
+		span_add_relaxed(&_span_cnt.prim_allocs, 1);
+		r->base = g->base;
+		r->pages = g->pages;
+		r->region = g;
+		r->zero = 1;
+		pthread_mutex_lock(&ph.lock);
+		run_insert(r);
+		pthread_mutex_unlock(&ph.lock);
+	}
+}
+
+/*
+ * A large kernel span of @pages; on ENOMEM the caches go back and it tries
+ * once more. NULL + errno.
+ */
+static struct span *kernel_take(size_t pages)
+{
+	struct span *r;
+
+	if (_span_kernel_refusing())
+		return NULL;
+	r = _span_span_new(pages, 0);
+	if (!r && errno == ENOMEM) {
+		_span_reclaim();
+		r = _span_span_new(pages, 0);
+	}
+	if (!r) {
+		_span_kernel_refused();
+		return NULL;
+	}
+	r->zero = 1;	/* the kernel hands out zeroed pages */
+	return r;
+}
 
 /*
  * Resize the whole kernel span @s to @pages in place (SPAN_RESIZE) and
@@ -354,34 +620,30 @@ static bool kernel_resize(struct span *s, size_t pages)
 	return true;
 }
 
+static void ph_free_run(struct span *r);
+
+/* ---- what large.c and span.c ask for ---- */
+
 struct span *_span_ph_alloc(size_t pages)
 {
 	struct span_list dead = { 0 };
 	uint64_t now = _span_now_ms();
-	struct span *r, *t;
+	bool anon = want_anon(pages), hit;
+	struct span *r;
 
 	pthread_mutex_lock(&ph.lock);
 	runs_expire(now, false, &dead);
-	r = run_find(pages);
-	if (r && runs_split() && r->pages > pages &&
-	    (t = _span_record_new())) {
-		/* The front goes out, the tail stays a run, as old as it was. */
-		*t = *r;
-		t->next = t->prev = t->older = t->newer = NULL;
-		t->pages = pages;
-		run_move(r, r->base + pages * SPAN_PAGE, r->pages - pages);
-		r = t;
-	} else if (r) {
-		run_del(r);	/* all of it (no record for a split: a bit more) */
-	} else if ((r = run_find_grow(pages))) {
-		run_del(r);
-	}
+	r = run_find(pages, TAKE_DIRTY | (anon ? 0 : TAKE_KERNEL));
+	if (r)
+		r = run_take(r, pages);
+	else if (!anon && (r = run_find_grow(pages)))
+		r = run_take(r, r->pages);
 	pthread_mutex_unlock(&ph.lock);
-	release(&dead);
+	release(&dead, false);
 
 	/* A kernel span too small: grow it in place; too big: trim it. */
-	if (r && (r->pages < pages ||
-		  (!runs_split() && r->pages - pages > r->pages / 4))) {
+	if (r && !r->region && (r->pages < pages ||
+				r->pages - pages > r->pages / 4)) {
 		if (kernel_resize(r, pages)) {
 			r->pages = pages;
 		} else {
@@ -389,17 +651,21 @@ struct span *_span_ph_alloc(size_t pages)
 			r = NULL;
 		}
 	}
-	if (!r) {
-		r = _span_span_new(pages, 0);
-		if (!r)
-			return NULL;
-		r->zero = 1;	/* the backend hands out zeroed pages */
-		pthread_mutex_lock(&ph.lock);
-	} else {
-		pthread_mutex_lock(&ph.lock);
-		ph.hits++;
+	hit = r;
+	if (!r && !anon) {
+		r = kernel_take(pages);
+		if (!r) {
+			anon = true;	/* the kernel said no: regions */
+			span_add_relaxed(&ph.fallbacks, 1);
+		}
 	}
+	if (!r && anon)
+		r = anon_take(pages);
+	if (!r)
+		return NULL;
+	pthread_mutex_lock(&ph.lock);
 	r->state = SPAN_STATE_LARGE;
+	ph.hits += hit;
 	ph.allocs++;
 	ph.live++;
 	ph.live_bytes += span_bytes(r);
@@ -414,10 +680,15 @@ static void ph_free_run(struct span *r)
 	uint64_t now = _span_now_ms();
 
 	pthread_mutex_lock(&ph.lock);
-	run_insert(r, now);
+	if (r->region)
+		ph.anon_bytes -= span_bytes(r);
+	if (run_clean(r))
+		_span_stats_mapped(-(int64_t)span_bytes(r));
+	r->stamp_ms = now;
+	run_insert(r);
 	runs_expire(now, false, &dead);
 	pthread_mutex_unlock(&ph.lock);
-	release(&dead);
+	release(&dead, false);
 }
 
 void _span_ph_free(struct span *s)
@@ -428,111 +699,141 @@ void _span_ph_free(struct span *s)
 	pthread_mutex_lock(&ph.lock);
 	ph.live--;
 	ph.live_bytes -= span_bytes(s);
+	if (s->region)
+		ph.anon_bytes -= span_bytes(s);
 	s->zero = 0;
-	run_insert(s, now);
+	s->stamp_ms = now;
+	run_insert(s);
 	runs_expire(now, false, &dead);
 	pthread_mutex_unlock(&ph.lock);
-	release(&dead);
+	release(&dead, false);
 }
 
-bool _span_ph_fits(size_t pages)
+struct span *_span_ph_small(size_t pages, bool fallback)
 {
-	bool fits;
+	struct span *r = anon_take(pages);
+
+	if (r && fallback)
+		span_add_relaxed(&ph.fallbacks, 1);
+	return r;
+}
+
+void _span_ph_small_free(struct span_list *l)
+{
+	struct span_list dead = { 0 };
+	struct span *s;
 
 	pthread_mutex_lock(&ph.lock);
-	fits = run_find(pages) != NULL;
+	while ((s = l->first)) {
+		_span_list_remove(l, s);
+		ph.anon_bytes -= span_bytes(s);
+		s->zero = 0;
+		run_insert(s);	/* as old as the span was empty */
+	}
+	runs_expire(_span_now_ms(), false, &dead);
 	pthread_mutex_unlock(&ph.lock);
-	return fits;
+	release(&dead, false);
 }
 
-/* mmap: grow into the run after @s, or give its tail back as a run. */
-static bool resize_split(struct span *s, size_t pages)
+/*
+ * Anonymous span @s grows in place into the runs after it (dirty or
+ * clean, of its region), or gives its tail back as a dirty run.
+ */
+static bool resize_anon(struct span *s, size_t pages)
 {
 	struct span_list dead = { 0 };
 	uint64_t now = _span_now_ms();
 	struct span *n, *t;
+	size_t have = 0, need;
+	uintptr_t a;
 	bool ok = false;
 
 	pthread_mutex_lock(&ph.lock);
 	if (pages > s->pages) {
-		size_t need = pages - s->pages;
-
-		n = run_at(span_end(s));
-		if (n && n->pages >= need) {
+		need = pages - s->pages;
+		/* Enough free pages of its region right after @s? */
+		a = span_end(s);
+		while (have < need && (n = span_pagemap_get(a)) && is_run(n) &&
+		       n->base == a && n->region == s->region) {
+			have += n->pages;
+			a = span_end(n);
+		}
+		ok = have >= need;
+		while (ok && need) {
+			n = span_pagemap_get(span_end(s));
 			if (n->pages > need) {
+				if (n->zero)
+					_span_stats_mapped((int64_t)(need * SPAN_PAGE));
 				run_move(n, n->base + need * SPAN_PAGE,
 					 n->pages - need);
-			} else {
-				run_del(n);
-				_span_record_drop(n);
+				s->pages += need;
+				break;
 			}
-			ok = true;
+			if (n->zero)
+				_span_stats_mapped((int64_t)span_bytes(n));
+			if (n->region == ph.spare)
+				ph.spare = NULL;
+			run_del(n);
+			s->pages += n->pages;
+			need -= n->pages;
+			_span_record_drop(n);
 		}
 	} else if ((t = _span_record_new())) {
 		t->base = s->base + pages * SPAN_PAGE;
 		t->pages = s->pages - pages;
-		run_insert(t, now);
+		t->region = s->region;
+		t->stamp_ms = now;
+		s->pages = pages;
+		run_insert(t);
+		runs_expire(now, false, &dead);
 		ok = true;
 	}
-	if (ok) {
-		ph.live_bytes += pages * SPAN_PAGE;
-		ph.live_bytes -= span_bytes(s);
-		s->pages = pages;
-		runs_expire(now, false, &dead);
-	}
 	pthread_mutex_unlock(&ph.lock);
-	release(&dead);
+	release(&dead, false);
 	return ok;
 }
 
 bool _span_ph_resize(struct span *s, size_t pages)
 {
+	size_t old = s->pages;
+
 	if (pages == s->pages)
 		return true;
-	if (runs_split())
-		return resize_split(s, pages);
-	if (span_load_relaxed(&ph.no_resize))
-		return false;
-	if (!kernel_resize(s, pages))
-		return false;
+	if (s->region) {
+		if (!resize_anon(s, pages))
+			return false;
+	} else {
+		if (span_load_relaxed(&ph.no_resize) ||
+		    !kernel_resize(s, pages))
+			return false;
+		s->pages = pages;
+	}
 	pthread_mutex_lock(&ph.lock);
 	ph.live_bytes += pages * SPAN_PAGE;
-	ph.live_bytes -= span_bytes(s);
-	s->pages = pages;
+	ph.live_bytes -= old * SPAN_PAGE;
+	if (s->region) {
+		ph.anon_bytes += pages * SPAN_PAGE;
+		ph.anon_bytes -= old * SPAN_PAGE;
+	}
 	pthread_mutex_unlock(&ph.lock);
 	return true;
 }
 
-void *_span_ph_remap(struct span *s, size_t pages)
-{
-	void *moved;
-
-	if (!runs_split() || s->user != s->base)
-		return NULL;
-	moved = _span_prim_resize((void *)s->base, s->pages, pages);
-	if (!moved)
-		return NULL;
-	_span_stats_mapped(((int64_t)pages - (int64_t)s->pages) *
-			   (int64_t)SPAN_PAGE);
-	pthread_mutex_lock(&ph.lock);
-	ph.live_bytes += pages * SPAN_PAGE;
-	ph.live_bytes -= span_bytes(s);
-	pthread_mutex_unlock(&ph.lock);
-	s->base = (uintptr_t)moved;
-	s->pages = pages;
-	return moved;
-}
-
 void _span_ph_collect(bool force)
 {
-	struct span_list dead = { 0 };
+	struct span_list dead = { 0 }, unmap = { 0 };
+	struct span *r;
 
 	if (!force && !span_load_relaxed(&ph.runs))
 		return;
 	pthread_mutex_lock(&ph.lock);
 	runs_expire(_span_now_ms(), force, &dead);
+	/* Forced: the spare region too. */
+	if (force && ph.spare && (r = span_pagemap_get(ph.spare->base)))
+		region_maybe_unmap(r, true, &unmap);
 	pthread_mutex_unlock(&ph.lock);
-	release(&dead);
+	unmap_regions(&unmap);
+	release(&dead, force);
 }
 
 void _span_ph_lock(void)
@@ -559,5 +860,9 @@ void _span_ph_stats(struct span_stats *st)
 	st->large_cached_bytes = ph.free_bytes;
 	st->large_allocs = ph.allocs;
 	st->large_cache_hits = ph.hits;
+	st->released_bytes = ph.clean_bytes;
+	st->anon_span_bytes = ph.anon_bytes;
+	st->anon_fallbacks = ph.fallbacks;
+	st->backend_errors += ph.errors;
 	pthread_mutex_unlock(&ph.lock);
 }

@@ -145,18 +145,29 @@ static int kernel_free_one(uint64_t addr)
 	return ioctl(prim.fd, SPANALLOC_IOC_SPAN_FREE, &req);
 }
 
+/* kernel_free_one(@addr); if it fails, @addr goes to @bad[(*nbad)++]. */
+static void kernel_free_or_keep(uint64_t addr, uint64_t *bad, size_t *nbad)
+{
+	if (kernel_free_one(addr) != 0)
+		bad[(*nbad)++] = addr;
+}
+
 /*
  * Free @n spans at @addrs (n <= SPANALLOC_BATCH_MAX) in one call; an
- * address the kernel refuses is skipped and counted. Returns the failures.
+ * address the kernel refuses is skipped and put in @bad (room for @n, in
+ * order). Returns the failures.
  */
-static size_t kernel_free_batch(const uint64_t *addrs, size_t n)
+static size_t kernel_free_batch(const uint64_t *addrs, size_t n,
+				uint64_t *bad)
 {
 	struct spanalloc_span_free_batch req;
 	size_t failed = 0;
 
 	while (n) {
-		if (n == 1)
-			return failed + (kernel_free_one(addrs[0]) != 0);
+		if (n == 1) {
+			kernel_free_or_keep(addrs[0], bad, &failed);
+			return failed;
+		}
 		memset(&req, 0, sizeof(req));
 		req.addrs = (uintptr_t)addrs;
 		req.count = (uint32_t)n;
@@ -167,11 +178,11 @@ static size_t kernel_free_batch(const uint64_t *addrs, size_t n)
 		if (errno != EINVAL || req.count >= n) {
 			/* Not a bad address: try the rest one by one. */
 			for (; n; n--, addrs++)
-				failed += kernel_free_one(addrs[0]) != 0;
+				kernel_free_or_keep(addrs[0], bad, &failed);
 			return failed;
 		}
 		/* addrs[req.count] looks bad: alone, then the rest. */
-		failed += kernel_free_one(addrs[req.count]) != 0;
+		kernel_free_or_keep(addrs[req.count], bad, &failed);
 		addrs += req.count + 1;
 		n -= req.count + 1;
 	}
@@ -227,7 +238,7 @@ static void *stash_alloc(size_t pages, unsigned int size_class)
 
 void _span_prim_stash_trim(uint64_t idle_ms)
 {
-	uint64_t addrs[FREE_CHUNK], now;
+	uint64_t addrs[FREE_CHUNK], bad[FREE_CHUNK], now;
 	size_t n = 0, failed = 0;
 	unsigned int cls;
 
@@ -246,7 +257,7 @@ void _span_prim_stash_trim(uint64_t idle_ms)
 			continue;
 		if (st->n && (!idle_ms || now - st->used_ms >= idle_ms)) {
 			if (n + st->n > FREE_CHUNK) {
-				failed += kernel_free_batch(addrs, n);
+				failed += kernel_free_batch(addrs, n, bad);
 				n = 0;
 			}
 			memcpy(addrs + n, st->addrs, st->n * sizeof(*addrs));
@@ -258,7 +269,7 @@ void _span_prim_stash_trim(uint64_t idle_ms)
 		pthread_mutex_unlock(&st->lock);
 	}
 	if (n)
-		failed += kernel_free_batch(addrs, n);
+		failed += kernel_free_batch(addrs, n, bad);
 	(void)failed;	/* a stashed span the kernel refuses: nothing to do */
 }
 
@@ -414,22 +425,25 @@ int _span_prim_free(void *span, size_t pages)
 }
 
 size_t _span_prim_free_batch(void *const *spans, const size_t *pages,
-			     size_t n)
+			     size_t n, void **failed)
 {
-	uint64_t addrs[FREE_CHUNK];
-	size_t i, k, failed = 0;
+	uint64_t addrs[FREE_CHUNK], bad[FREE_CHUNK];
+	size_t i, j, k, nbad, nfailed = 0;
 
 	if (prim.backend != SPAN_BACKEND_KERNEL) {
 		for (i = 0; i < n; i++)
-			failed += _span_prim_free(spans[i], pages[i]) != 0;
-		return failed;
+			if (_span_prim_free(spans[i], pages[i]) != 0)
+				failed[nfailed++] = spans[i];
+		return nfailed;
 	}
 	for (i = 0; i < n; i += k) {
 		for (k = 0; k < FREE_CHUNK && i + k < n; k++)
 			addrs[k] = (uintptr_t)spans[i + k];
-		failed += kernel_free_batch(addrs, k);
+		nbad = kernel_free_batch(addrs, k, bad);
+		for (j = 0; j < nbad; j++)
+			failed[nfailed++] = (void *)(uintptr_t)bad[j];
 	}
-	return failed;
+	return nfailed;
 }
 
 void *_span_prim_resize(void *span, size_t old_pages, size_t new_pages)
@@ -438,29 +452,23 @@ void *_span_prim_resize(void *span, size_t old_pages, size_t new_pages)
 		.addr = (uintptr_t)span,
 		.pages = new_pages,
 	};
-	void *p;
 
 	if (!new_pages || new_pages > SIZE_MAX / prim.page_size) {
 		errno = ENOMEM;
 		return NULL;
 	}
-	if (prim.backend != SPAN_BACKEND_KERNEL &&
-	    prim.backend != SPAN_BACKEND_MMAP) {
+	(void)old_pages;
+	if (prim.backend != SPAN_BACKEND_KERNEL) {
 		errno = EOPNOTSUPP;
 		return NULL;
 	}
 	count_add(&counters.calls, 1);
-	if (prim.backend == SPAN_BACKEND_KERNEL) {
-		/* In place or not at all; a module without the command: ENOTTY. */
-		if (ioctl(prim.fd, SPANALLOC_IOC_SPAN_RESIZE, &req) == 0)
-			return span;
-		if (errno == ENOTTY)
-			errno = EOPNOTSUPP;
-		return NULL;
-	}
-	p = mremap(span, old_pages * prim.page_size,
-		   new_pages * prim.page_size, MREMAP_MAYMOVE);
-	return p == MAP_FAILED ? NULL : p;
+	/* In place or not at all; a module without the command: ENOTTY. */
+	if (ioctl(prim.fd, SPANALLOC_IOC_SPAN_RESIZE, &req) == 0)
+		return span;
+	if (errno == ENOTTY)
+		errno = EOPNOTSUPP;
+	return NULL;
 }
 
 

@@ -5,7 +5,9 @@
  *   kernel  /dev/spanalloc: one arena mapped once, spans carved in it by the
  *           module (the page heap of README.md), frames zeroed and mapped
  *           before the call returns;
- *   mmap    plain anonymous mmap()/munmap(), for machines without the module.
+ *   mmap    plain anonymous mmap()/munmap(), for machines without the module
+ *           (the page heap reserves its own regions, region.c; this is
+ *           span_pages_alloc()'s).
  * SPANALLOC_BACKEND=kernel|mmap forces one; by default the kernel is used
  * when the device opens.
  *
@@ -53,10 +55,11 @@ int _span_prim_free(void *span, size_t pages);
  * Give back @n spans from _span_prim_alloc() (@spans[i] of @pages[i]
  * pages), in as few system calls as the backend can (the kernel: one
  * SPANALLOC_IOC_SPAN_FREE_BATCH per SPANALLOC_BATCH_MAX spans). Returns
- * how many could not be given back (0 when all went).
+ * how many could not be given back (0 when all went), and lists them in
+ * @failed (room for @n), in the order of @spans: the caller keeps them.
  */
 size_t _span_prim_free_batch(void *const *spans, const size_t *pages,
-			     size_t n);
+			     size_t n, void **failed);
 
 /*
  * Small spans (size_class > 0) on the kernel backend come from a stash per
@@ -90,14 +93,13 @@ void _span_prim_lock_all(void);
 void _span_prim_unlock_all(void);
 
 /*
- * Grow or shrink a span from _span_prim_alloc() to @new_pages, never
- * copying. The kernel backend works in place (SPANALLOC_IOC_SPAN_RESIZE):
- * it returns @span, or NULL with errno ENOMEM when the pages after the span
- * are taken or a limit is reached, EBUSY when a fork() relative shares the
- * span's frames, EOPNOTSUPP when the module predates the command. The mmap
- * backend may move the pages (mremap) and returns their new address.
- * Only for large spans (class 0). Pages added are zeroed; on failure the
- * span is as it was.
+ * Grow or shrink a kernel span from _span_prim_alloc() to @new_pages in
+ * place (SPANALLOC_IOC_SPAN_RESIZE): returns @span, or NULL with errno
+ * ENOMEM when the pages after the span are taken or a limit is reached,
+ * EBUSY when a fork() relative shares the span's frames, EOPNOTSUPP when
+ * the module predates the command or the backend is not the kernel (the
+ * page heap resizes anonymous spans itself). Only for large spans (class
+ * 0). Pages added are zeroed; on failure the span is as it was.
  */
 void *_span_prim_resize(void *span, size_t old_pages, size_t new_pages);
 

@@ -2,8 +2,17 @@
  * span.c: span records and spans. Records (struct span) and the free
  * bitmaps of small spans live in their own mappings, fenced by PROT_NONE
  * guard pages, so an overflow out of user data cannot reach them; spans
- * themselves come from the backend (prim.h) and are entered into the page
- * map here.
+ * themselves come from the backend (prim.h) or the page heap's regions
+ * of anonymous memory (pageheap.c), and are entered into the page map
+ * here.
+ *
+ * Small spans: on the kernel backend from prim.c's stashes; when the
+ * kernel says ENOMEM, the caches go back (_span_reclaim()) and it asks
+ * again, then the span comes from anonymous memory instead. On the mmap
+ * backend always from the page heap. Going back, a span returns where it
+ * came from (span->region): kernel spans in batches, and a batch the
+ * kernel refuses is kept and tried again, never forgotten; anonymous
+ * spans become free runs of the page heap.
  *
  * Metadata blocks come from a tiny slab: sizes in 16-byte steps up to
  * META_MAX, one free list each, carved from 64 KiB guarded chunks.
@@ -19,6 +28,7 @@
 #define META_CHUNK	(64 * 1024)
 #define META_STEP	16
 #define META_MAX	256
+#define RELEASE_CHUNK	64	/* spans per backend batch */
 
 struct meta_free {
 	struct meta_free *next;
@@ -71,6 +81,18 @@ static void *meta_alloc(size_t bytes)
 	}
 	pthread_mutex_unlock(&records.lock);
 	return p;
+}
+
+static void meta_free(void *p, size_t bytes);
+
+void *_span_meta_alloc(size_t bytes)
+{
+	return meta_alloc(bytes);
+}
+
+void _span_meta_free(void *p, size_t bytes)
+{
+	meta_free(p, bytes);
 }
 
 static void meta_free(void *p, size_t bytes)
@@ -128,90 +150,216 @@ void _span_record_drop(struct span *s)
 	record_free(s);
 }
 
-struct span *_span_span_new(size_t pages, unsigned int cls)
+/* A large kernel span of @pages (the page heap asks); NULL + errno. */
+static struct span *large_kernel(size_t pages)
 {
-	struct span *s = record_alloc(cls);
-	uint64_t *map;
+	struct span *s = _span_record_new();
 	void *mem;
 
 	if (!s)
 		return NULL;
+	mem = _span_prim_alloc(pages, 0);
+	if (!mem) {
+		span_add_relaxed(&_span_cnt.prim_errors, 1);
+		record_free(s);
+		errno = ENOMEM;
+		return NULL;
+	}
+	s->base = (uintptr_t)mem;
+	s->bump = s->base;
+	s->pages = pages;
+	span_add_relaxed(&_span_cnt.prim_allocs, 1);
+	_span_stats_mapped((int64_t)(pages * SPAN_PAGE));
+	return s;
+}
+
+/* When the kernel last refused a span even after a reclaim (ms), or 0. */
+static uint64_t kernel_refused_ms;
+
+bool _span_kernel_refusing(void)
+{
+	uint64_t t = span_load_relaxed(&kernel_refused_ms);
+
+	return t && _span_now_ms() - t < _span_opt.decay_ms;
+}
+
+void _span_kernel_refused(void)
+{
+	span_store_relaxed(&kernel_refused_ms, _span_now_ms());
+}
+
+/*
+ * Pages for a small span of @cls from the kernel (a stash); on ENOMEM the
+ * caches go back and it asks once more. NULL + errno.
+ */
+static struct span *small_kernel(size_t pages, unsigned int cls)
+{
+	struct span *s;
+	void *mem;
+
+	if (_span_kernel_refusing()) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	s = record_alloc(cls);
+	if (!s)
+		return NULL;
 	mem = _span_prim_alloc(pages, cls);
 	if (!mem) {
+		_span_reclaim();
+		mem = _span_prim_alloc(pages, cls);
+	}
+	if (!mem) {
+		_span_kernel_refused();
 		span_add_relaxed(&_span_cnt.prim_errors, 1);
 		s->cls = cls;
 		record_free(s);
 		errno = ENOMEM;
 		return NULL;
 	}
-	map = s->freemap;
-	*s = (struct span){
-		.freemap = map,
-		.base = (uintptr_t)mem,
-		.cls = cls,
-		.pages = pages,
-		.bump = (uintptr_t)mem,
-	};
-	if (cls) {
-		s->magic = _span_classes[cls].magic;
-		s->nobjs = _span_classes[cls].nobjs;
-		s->nfree = s->nobjs;
-		_span_freemap_fill(s);
-		if (_span_pagemap_set(s->base, pages, s) != 0) {
-			_span_pagemap_set(s->base, pages, NULL);
-			_span_prim_free(mem, pages);
-			record_free(s);
-			errno = ENOMEM;
-			return NULL;
-		}
-	}
+	s->base = (uintptr_t)mem;
+	s->region = NULL;
 	span_add_relaxed(&_span_cnt.prim_allocs, 1);
 	_span_stats_mapped((int64_t)(pages * SPAN_PAGE));
 	return s;
 }
 
-void _span_span_release(struct span *s)
+/* Anonymous pages for a small span of @cls (the page heap); NULL + errno. */
+static struct span *small_anon(size_t pages, unsigned int cls, bool fallback)
 {
-	if (s->cls)
-		_span_pagemap_set(s->base, s->pages, NULL);
-	if (_span_prim_free((void *)s->base, s->pages) != 0)
-		span_add_relaxed(&_span_cnt.prim_errors, 1);
-	span_add_relaxed(&_span_cnt.prim_frees, 1);
-	_span_stats_mapped(-(int64_t)(s->pages * SPAN_PAGE));
-	record_free(s);
+	struct span *s = _span_ph_small(pages, fallback);
+	struct span_list back = { 0 };
+
+	if (!s)
+		return NULL;
+	s->freemap = meta_alloc(freemap_bytes(cls));
+	if (!s->freemap) {
+		s->stamp_ms = _span_now_ms();
+		_span_list_push(&back, s);
+		_span_ph_small_free(&back);
+		errno = ENOMEM;
+		return NULL;
+	}
+	return s;
+}
+
+struct span *_span_span_new(size_t pages, unsigned int cls)
+{
+	bool kernel = _span_prim_backend() == SPAN_BACKEND_KERNEL;
+	struct span *s = NULL;
+
+	if (!cls)
+		return large_kernel(pages);
+	if (kernel)
+		s = small_kernel(pages, cls);
+	if (!s)		/* the mmap backend, or the kernel said no */
+		s = small_anon(pages, cls, kernel);
+	if (!s)
+		return NULL;
+	s->cls = cls;
+	s->pages = pages;
+	s->bump = s->base;
+	s->free = NULL;
+	s->magic = _span_classes[cls].magic;
+	s->nobjs = _span_classes[cls].nobjs;
+	s->nfree = s->nobjs;
+	s->user = 0;
+	_span_freemap_fill(s);
+	if (_span_pagemap_set(s->base, pages, s) != 0) {
+		struct span_list l = { 0 };
+
+		s->stamp_ms = 0;
+		_span_list_push(&l, s);
+		_span_span_release_list(&l);
+		errno = ENOMEM;
+		return NULL;
+	}
+	return s;
+}
+
+/*
+ * Kernel spans whose SPAN_FREE failed: kept (still counted as mapped) and
+ * tried again with the next batch, never forgotten. Under records.lock.
+ */
+static struct span_list stuck;
+
+/* Give back kernel spans @v[0..n) in one batch; keep those that fail. */
+static void kernel_release(struct span **v, size_t n)
+{
+	void *bases[RELEASE_CHUNK] = { 0 }, *failed[RELEASE_CHUNK];
+	size_t pages[RELEASE_CHUNK] = { 0 }, i, k = 0, nfailed;
+	uint64_t bytes = 0;
+
+	for (i = 0; i < n; i++) {
+		bases[i] = (void *)v[i]->base;
+		pages[i] = v[i]->pages;
+	}
+	nfailed = _span_prim_free_batch(bases, pages, n, failed);
+	for (i = 0; i < n; i++) {
+		/* failed[] lists the spans that did not go, in order. */
+		if (k < nfailed && failed[k] == bases[i]) {
+			k++;
+			pthread_mutex_lock(&records.lock);
+			_span_list_push(&stuck, v[i]);
+			pthread_mutex_unlock(&records.lock);
+			continue;
+		}
+		bytes += v[i]->pages * SPAN_PAGE;
+		record_free(v[i]);
+	}
+	if (nfailed)
+		span_add_relaxed(&_span_cnt.prim_errors, nfailed);
+	span_add_relaxed(&_span_cnt.prim_frees, n - nfailed);
+	_span_stats_mapped(-(int64_t)bytes);
+}
+
+/* Small span @s of the page heap's regions becomes a bare page range. */
+static void small_to_pages(struct span *s)
+{
+	meta_free(s->freemap, freemap_bytes(s->cls));
+	s->freemap = NULL;
+	s->cls = 0;
+	s->magic = 0;
+	s->free = NULL;
+	s->nfree = s->nobjs = 0;
 }
 
 void _span_span_release_list(struct span_list *l)
 {
-	enum { CHUNK = 64 };
-	void *bases[CHUNK];
-	size_t pages[CHUNK];
-	uint64_t bytes = 0;
-	struct span *s;
+	struct span *v[RELEASE_CHUNK], *s;
+	struct span_list anon = { 0 };
 	size_t n = 0;
 
-	while ((s = l->first) || n) {
-		if (s) {
-			_span_list_remove(l, s);
-			if (s->cls)
-				_span_pagemap_set(s->base, s->pages, NULL);
-			bases[n] = (void *)s->base;
-			pages[n] = s->pages;
-			bytes += s->pages * SPAN_PAGE;
-			n++;
-			record_free(s);
+	pthread_mutex_lock(&records.lock);
+	while ((s = stuck.first)) {	/* what failed last time, again */
+		_span_list_remove(&stuck, s);
+		_span_list_push(l, s);
+	}
+	pthread_mutex_unlock(&records.lock);
+	while ((s = l->first)) {
+		_span_list_remove(l, s);
+		if (s->cls)
+			_span_pagemap_set(s->base, s->pages, NULL);
+		if (s->region) {
+			small_to_pages(s);
+			_span_list_push(&anon, s);
+			continue;
 		}
-		if (n == CHUNK || (!l->first && n)) {
-			size_t failed = _span_prim_free_batch(bases, pages, n);
-
-			if (failed)
-				span_add_relaxed(&_span_cnt.prim_errors, failed);
-			span_add_relaxed(&_span_cnt.prim_frees, n);
-			_span_stats_mapped(-(int64_t)bytes);
-			bytes = 0;
+		if (s->cls) {
+			meta_free(s->freemap, freemap_bytes(s->cls));
+			s->freemap = NULL;
+			s->cls = 0;
+		}
+		v[n++] = s;
+		if (n == RELEASE_CHUNK) {
+			kernel_release(v, n);
 			n = 0;
 		}
 	}
+	if (n)
+		kernel_release(v, n);
+	if (anon.count)
+		_span_ph_small_free(&anon);
 }
 
 void _span_span_lock(void)

@@ -89,6 +89,17 @@ struct span_stats {
 					   in a batch, not yet handed out
 					   (in mapped_bytes) */
 	uint64_t stashed_bytes;
+	uint64_t regions;		/* anonymous regions reserved (the
+					   page heap carves them) */
+	uint64_t region_bytes;		/* ... their address space */
+	uint64_t released_bytes;	/* free pages of regions given back
+					   (MADV_DONTNEED) or never touched */
+	uint64_t anon_span_bytes;	/* live spans of anonymous memory */
+	uint64_t anon_fallbacks;	/* kernel backend: spans that came
+					   from anonymous memory because the
+					   kernel said ENOMEM */
+	uint64_t reclaims;		/* caches given back because the
+					   backend said ENOMEM, then retried */
 };
 
 /* Fill in @st. Thread-safe; takes the allocator's locks briefly. */

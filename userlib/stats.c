@@ -40,10 +40,12 @@ SPAN_API void span_stats(struct span_stats *st)
 	st->backend_errors = span_load_relaxed(&_span_cnt.prim_errors);
 	st->threads = span_load_relaxed(&_span_cnt.threads);
 	st->threads_exited = span_load_relaxed(&_span_cnt.threads_exited);
+	st->reclaims = span_load_relaxed(&_span_cnt.reclaims);
 	_span_prim_counters(&pc);
 	st->backend_calls = pc.calls;
 	st->stashed_spans = pc.stashed_spans;
 	st->stashed_bytes = pc.stashed_bytes;
+	_span_region_stats(st);
 	if (!_span_ready)
 		return;
 	_span_central_stats(st);
@@ -99,18 +101,28 @@ void _span_stats_init(void)
 		stats_fd = fcntl(2, F_DUPFD_CLOEXEC, 64);
 }
 
-/* SPANALLOC_STATS=2: also the backend's system calls and stashes. */
+/*
+ * SPANALLOC_STATS=2: also the backend's system calls and stashes, and the
+ * anonymous memory of the page heap.
+ */
 static void stats_print_backend(int fd)
 {
 	struct span_stats st;
-	char buf[256];
+	char buf[512];
 	int n;
 
 	span_stats(&st);
 	n = snprintf(buf, sizeof(buf),
-		"spanalloc: backend calls %llu, stashed %llu spans (%llu KiB)\n",
+		"spanalloc: backend calls %llu, stashed %llu spans (%llu KiB)\n"
+		"spanalloc: anonymous: %llu regions (%llu KiB), %llu KiB "
+		"given back, %llu KiB in spans, %llu fallbacks, "
+		"%llu reclaims\n",
 		(unsigned long long)st.backend_calls,
-		(unsigned long long)st.stashed_spans, KIB(st.stashed_bytes));
+		(unsigned long long)st.stashed_spans, KIB(st.stashed_bytes),
+		(unsigned long long)st.regions, KIB(st.region_bytes),
+		KIB(st.released_bytes), KIB(st.anon_span_bytes),
+		(unsigned long long)st.anon_fallbacks,
+		(unsigned long long)st.reclaims);
 	if (n > 0)
 		_span_write_str(fd, buf);
 }

@@ -1,0 +1,494 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * malloc_pageheap: libspanalloc's page heap and where its pages come from,
+ * on the backend the environment picks (SPANALLOC_BACKEND), against the
+ * review of 938911b: many live large blocks churning without a backend
+ * call per step (H1); a heap with every other span empty in a few
+ * mappings, its memory back after the decay (H2); calloc(8 GiB) lazy
+ * (H4); the kernel refusing spans (a full arena) answered with anonymous
+ * memory (H4); ENOMEM under RLIMIT_AS and the module's heap limit answered
+ * by giving the caches back (M1), as far as glibc gets.
+ *
+ * Links libspanalloc.a and calls the span_ names; the program's own
+ * malloc is glibc's, the peer some tests measure against. Tests that need
+ * a fresh library (an environment variable read at start, a cgroup the
+ * heap must be made in) run this program again (CHILD_ENV).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "kselftest_harness.h"
+
+/* A hang guard for the debug kernel under emulation, not a time limit. */
+#undef TEST_TIMEOUT_DEFAULT
+#define TEST_TIMEOUT_DEFAULT 300
+
+#define KIB	((size_t)1 << 10)
+#define MIB	((size_t)1 << 20)
+#define GIB	((size_t)1 << 30)
+#define CHILD_ENV	"MALLOC_PAGEHEAP_CHILD"
+
+static bool backend_is(const char *name)
+{
+	return !strcmp(span_backend(), name);
+}
+
+/* Resident KiB from the page tables (smaps_rollup; statm lags on 6.1). */
+static long rss_kib(void)
+{
+	char line[256];
+	long rss = -1;
+	FILE *f = fopen("/proc/self/smaps_rollup", "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "Rss: %ld kB", &rss) == 1)
+			break;
+	fclose(f);
+	return rss;
+}
+
+/* Mappings of this process: lines of /proc/self/maps. */
+static int mappings(void)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	int c, n = 0;
+
+	if (!f)
+		return -1;
+	while ((c = fgetc(f)) != EOF)
+		n += c == '\n';
+	fclose(f);
+	return n;
+}
+
+/* Small slow paths: drains that run the decay's sweep. */
+static void sweep(void)
+{
+	void *w[4000];
+	int i;
+
+	for (i = 0; i < 4000; i++)
+		w[i] = span_malloc(64);
+	for (i = 0; i < 4000; i++)
+		span_free(w[i]);
+}
+
+/*
+ * Run this program again with CHILD_ENV=@mode and @env (NAME=VALUE or
+ * NULL) added; its exit status, or -1.
+ */
+static int run_again(const char *mode, const char *env)
+{
+	char exe[4096], m[64];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	int status;
+	pid_t pid;
+
+	if (n <= 0)
+		return -1;
+	exe[n] = 0;
+	snprintf(m, sizeof(m), "%s=%s", CHILD_ENV, mode);
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (!pid) {
+		putenv(m);
+		if (env)
+			putenv((char *)env);
+		execl(exe, exe, (char *)NULL);
+		_exit(127);
+	}
+	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+		return -1;
+	return WEXITSTATUS(status);
+}
+
+static uint64_t rnd(uint64_t *s)
+{
+	uint64_t x = *s;
+
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	*s = x;
+	return x * 0x2545F4914F6CDD1DULL;
+}
+
+/* 33 KiB .. 1 MiB: an octave at random, then uniform in it. */
+static size_t large_size(uint64_t *r)
+{
+	size_t lo = (33 * KIB) << (rnd(r) % 5), n = lo + rnd(r) % lo;
+
+	return n < MIB ? n : MIB;
+}
+
+/*
+ * 64 and then 256 live blocks, each step freeing one at random and
+ * allocating another: the freed blocks are holes between live ones. Once
+ * the page heap has the pages, a step must not cost a backend call (the
+ * review measured 0.8 per step with more than 16 holes).
+ */
+TEST(large_churn_many_live)
+{
+	static const int live[] = { 64, 256 };
+	enum { WARM = 1000, STEPS = 3000 };
+	uint64_t r = 42, calls;
+	struct span_stats a, b;
+	char *slot[256] = { 0 };
+	unsigned int l;
+	int i;
+
+	for (l = 0; l < 2; l++) {
+		for (i = 0; i < WARM + STEPS; i++) {
+			int k = (int)(rnd(&r) % (uint64_t)live[l]);
+			size_t n = large_size(&r);
+
+			if (i == WARM)
+				span_stats(&a);
+			span_free(slot[k]);
+			slot[k] = span_malloc(n);
+			ASSERT_NE(NULL, slot[k]);
+			slot[k][0] = slot[k][n - 1] = 1;
+		}
+		span_stats(&b);
+		calls = b.backend_calls - a.backend_calls;
+		TH_LOG("%d live: %llu backend calls in %d steps, %llu KiB cached",
+		       live[l], (unsigned long long)calls, STEPS,
+		       (unsigned long long)b.large_cached_bytes >> 10);
+		/*
+		 * mmap: runs split and merge, nearly every step is a hit;
+		 * kernel: a run is a whole span, trimmed or grown in place
+		 * by one SPAN_RESIZE at times.
+		 */
+		EXPECT_LT(calls, strcmp(b.backend, "mmap") ? STEPS / 4 : STEPS / 50);
+		for (i = 0; i < live[l]; i++) {
+			span_free(slot[i]);
+			slot[i] = NULL;
+		}
+	}
+}
+
+/*
+ * A million small objects, then every other span emptied (the review's
+ * vmalimit: one mapping per span reached vm.max_map_count): the heap
+ * stays in a few mappings, and after the decay its empty spans' memory
+ * goes back (RSS drops) without splitting any.
+ */
+TEST(every_other_span_empty)
+{
+	enum { N = 1000000, SIZE = 64 };
+	long rss_full, rss_after;
+	int maps_full, maps_after;
+	size_t i, freed = 0;
+	void **v = span_malloc(N * sizeof(*v));
+
+	ASSERT_NE(NULL, v);
+	for (i = 0; i < N; i++) {
+		v[i] = span_malloc(SIZE);
+		ASSERT_NE(NULL, v[i]);
+		memset(v[i], 1, SIZE);
+	}
+	rss_full = rss_kib();
+	maps_full = mappings();
+	for (i = 0; i < N; i++) {
+		struct span *s = span_pagemap_get((uintptr_t)v[i]);
+
+		ASSERT_NE(NULL, s);
+		/* Neighbouring spans of a class alternate. */
+		if ((s->base / (s->pages * SPAN_PAGE)) & 1) {
+			span_free(v[i]);
+			v[i] = NULL;
+			freed++;
+		}
+	}
+	EXPECT_LT(N / 3, freed);
+	usleep((_span_opt.decay_ms * 3 / 2) * 1000);
+	sweep();
+	rss_after = rss_kib();
+	maps_after = mappings();
+	TH_LOG("%s: %zu of %d freed; mappings %d -> %d; rss %ld -> %ld KiB",
+	       span_backend(), freed, N, maps_full, maps_after, rss_full,
+	       rss_after);
+	EXPECT_LT(maps_full, 200);
+	EXPECT_LT(maps_after, 200);
+	EXPECT_LT(rss_after + (long)(freed * SIZE / KIB) / 2, rss_full);
+	for (i = 0; i < N; i++)
+		span_free(v[i]);
+	span_free(v);
+}
+
+/* Transparent huge pages on every anonymous mapping? */
+static bool thp_always(void)
+{
+	char buf[128] = "";
+	FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+
+	if (f) {
+		if (!fgets(buf, sizeof(buf), f))
+			buf[0] = 0;
+		fclose(f);
+	}
+	return strstr(buf, "[always]");
+}
+
+/*
+ * calloc(1, 8 GiB) works as on glibc, in a guest of 1 GiB too, and
+ * touching a page of it costs about a page (one huge page where THP is
+ * "always", as for glibc's) (review H4: the kernel backend made every
+ * large span of frames at once, and refused this one).
+ */
+TEST(calloc_8gib_is_lazy)
+{
+	struct span_stats st;
+	long rss0, rss1;
+	char *p;
+
+	span_trim();
+	rss_kib();	/* its own first stdio buffers are not the heap's */
+	rss0 = rss_kib();
+	p = span_calloc(1, 8 * GIB);
+	ASSERT_NE(NULL, p);
+	p[4 * GIB] = 1;
+	rss1 = rss_kib();
+	span_stats(&st);
+	TH_LOG("%s: rss %ld -> %ld KiB; %llu MiB of anonymous spans, %llu "
+	       "regions", span_backend(), rss0, rss1,
+	       (unsigned long long)st.anon_span_bytes >> 20,
+	       (unsigned long long)st.regions);
+	EXPECT_LT(rss1 - rss0, thp_always() ? 2048 + 256 : 256);
+	EXPECT_LE(8 * GIB, st.anon_span_bytes);
+	EXPECT_EQ(0, p[0]);
+	EXPECT_EQ(0, p[8 * GIB - 1]);
+	EXPECT_EQ(1, p[4 * GIB]);
+	span_free(p);
+	span_stats(&st);
+	EXPECT_GT(8 * GIB, st.anon_span_bytes);
+	span_trim();
+	EXPECT_LT(rss_kib(), rss0 + 256);
+}
+
+/* The fallback child: 64 MiB of small and 32 MiB of large in a 16 MiB arena. */
+static int fallback_child(void)
+{
+	enum { N = (64 << 20) / 256, L = 32 };
+	struct span_stats st;
+	unsigned int *v[N];
+	char *l[L];
+	int i;
+
+	for (i = 0; i < N; i++) {
+		v[i] = span_malloc(256);
+		if (!v[i])
+			return 10;
+		*v[i] = (unsigned int)i;
+	}
+	for (i = 0; i < L; i++) {
+		l[i] = span_malloc(MIB);
+		if (!l[i])
+			return 11;
+		memset(l[i], i, MIB);
+	}
+	span_stats(&st);
+	if (strcmp(st.backend, "kernel"))
+		return 12;
+	if (!st.anon_fallbacks || st.anon_span_bytes < 64 * MIB)
+		return 13;
+	for (i = 0; i < N; i++)
+		if (*v[i] != (unsigned int)i)
+			return 14;
+	for (i = 0; i < L; i++)
+		if (l[i][MIB - 1] != (char)i)
+			return 15;
+	for (i = 0; i < N; i++)
+		span_free(v[i]);
+	for (i = 0; i < L; i++)
+		span_free(l[i]);
+	span_trim();
+	span_stats(&st);
+	return st.anon_span_bytes || st.large_live ? 16 : 0;
+}
+
+/*
+ * The kernel says ENOMEM (here: a 16 MiB arena, full): new spans, small
+ * and large, come from anonymous memory instead of failing, the stats
+ * say so, and free() sends each back where it came from.
+ */
+TEST(kernel_full_falls_back_to_anonymous)
+{
+	if (!backend_is("kernel"))
+		SKIP(return, "the kernel backend's test (backend %s)",
+		     span_backend());
+	EXPECT_EQ(0, run_again("fallback", "SPANALLOC_ARENA_MB=16"));
+}
+
+/* Virtual size of this process in bytes. */
+static size_t vm_bytes(void)
+{
+	unsigned long pages = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+
+	if (f) {
+		if (fscanf(f, "%lu", &pages) != 1)
+			pages = 0;
+		fclose(f);
+	}
+	return pages * 4096;
+}
+
+/*
+ * The review's limit test: @big blocks of @size bytes written and freed,
+ * then 256-byte objects until NULL (at most @cap MiB). Returns the MiB of
+ * small objects reached.
+ */
+static int fill_after_free(void *(*alloc)(size_t), void (*release)(void *),
+			   int big, size_t size, int cap)
+{
+	size_t n = 0, max = (size_t)cap * MIB / 256;
+	char *v[100];
+	int i;
+
+	for (i = 0; i < big; i++) {
+		v[i] = alloc(size);
+		if (!v[i])
+			return 0;
+		memset(v[i], 1, size);
+	}
+	for (i = 0; i < big; i++)
+		release(v[i]);
+	for (; n < max; n++) {
+		char *p = alloc(256);
+
+		if (!p)
+			break;
+		memset(p, 2, 256);
+	}
+	return (int)(n * 256 / MIB);
+}
+
+/* In a child under RLIMIT_AS of its size + 160 MiB: the MiB reached. */
+static int fill_under_rlimit(bool span)
+{
+	int status;
+	pid_t pid = fork();
+
+	if (pid < 0)
+		return -1;
+	if (!pid) {
+		struct rlimit rl;
+
+		rl.rlim_cur = rl.rlim_max = vm_bytes() + 160 * MIB;
+		if (setrlimit(RLIMIT_AS, &rl))
+			_exit(255);
+		_exit(span ? fill_after_free(span_malloc, span_free, 100, MIB, 200) :
+			     fill_after_free(malloc, free, 100, MIB, 200));
+	}
+	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+		return -1;
+	return WEXITSTATUS(status);
+}
+
+/*
+ * ENOMEM with free memory in hand (review M1): freed large blocks stayed
+ * mapped while small mallocs failed. Now the caches go back first, and
+ * spanalloc gets at least as far as glibc.
+ */
+TEST(rlimit_as_as_far_as_glibc)
+{
+	int glibc = fill_under_rlimit(false), span = fill_under_rlimit(true);
+
+	TH_LOG("%s: small objects after freeing 100 MiB under RLIMIT_AS: "
+	       "glibc %d MiB, spanalloc %d MiB", span_backend(), glibc, span);
+	ASSERT_LT(0, glibc);
+	EXPECT_LE(glibc, span);
+}
+
+#define HEAP_MAX	"/sys/module/spanalloc/parameters/heap_max_frames"
+
+/* Read (@set NULL) or write module parameter file @path; 0 or -1. */
+static int param(const char *path, char *get, size_t len, const char *set)
+{
+	int fd = open(path, set ? O_WRONLY : O_RDONLY);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	if (set) {
+		n = write(fd, set, strlen(set));
+		n = n == (ssize_t)strlen(set) ? 0 : -1;
+	} else {
+		n = read(fd, get, len - 1);
+		if (n > 0)
+			get[n] = 0;
+		n = n > 0 ? 0 : -1;
+	}
+	close(fd);
+	return (int)n;
+}
+
+/*
+ * The same on the kernel backend with every heap held to 64 MiB of frames
+ * (the module's heap_max_frames; SPAN_ALLOC says ENOMEM past it): 28 MiB
+ * of large blocks (1.75 MiB: kernel spans) freed, then small objects up
+ * to 48 MiB. Before, the freed blocks' frames stayed cached and small
+ * mallocs failed at about 34 MiB; now they go back and the span is asked
+ * for again.
+ *
+ * (A memory cgroup's memory.max was the first try: there the module's
+ * span records, charged to the cgroup, can call the cgroup's OOM killer
+ * when the cgroup is full, where its frames would say ENOMEM; a module
+ * issue, so the limit here is the module's own.)
+ */
+TEST(heap_limit_as_far_as_glibc)
+{
+	char old[32];
+	int glibc, span;
+
+	if (!backend_is("kernel"))
+		SKIP(return, "the kernel backend's test (backend %s)",
+		     span_backend());
+	if (param(HEAP_MAX, old, sizeof(old), NULL) ||
+	    param(HEAP_MAX, NULL, 0, "16384"))
+		SKIP(return, "cannot set %s (root needed)", HEAP_MAX);
+	glibc = run_again("limit-glibc", NULL);
+	span = run_again("limit-span", NULL);
+	param(HEAP_MAX, NULL, 0, old);
+	TH_LOG("small objects after freeing 28 MiB with 64 MiB of frames per "
+	       "heap: glibc %d MiB, spanalloc %d MiB", glibc, span);
+	ASSERT_EQ(48, glibc);
+	EXPECT_EQ(glibc, span);
+}
+
+/* This program run again by run_again(): @mode says what to do. */
+static int child_main(const char *mode)
+{
+	if (!strcmp(mode, "fallback"))
+		return fallback_child();
+	if (!strcmp(mode, "limit-glibc"))
+		return fill_after_free(malloc, free, 16, 7 * MIB / 4, 48);
+	if (!strcmp(mode, "limit-span"))
+		return fill_after_free(span_malloc, span_free, 16, 7 * MIB / 4,
+				       48);
+	return 127;
+}
+
+__attribute__((constructor)) static void maybe_child(void)
+{
+	const char *mode = getenv(CHILD_ENV);
+
+	if (mode)
+		_exit(child_main(mode));
+}
+
+TEST_HARNESS_MAIN
