@@ -141,25 +141,30 @@ SPAN_NOINLINE void *_span_malloc_slow(size_t size)
 	return _span_alloc_class_slow(_span_class_of[span_class_index(size)]);
 }
 
+/*
+ * free()'s slow paths keep errno: POSIX asks free() to, and a drain or a
+ * large free may make a backend call that fails (and is dealt with).
+ */
 SPAN_NOINLINE void _span_bin_overflow(unsigned int cls)
 {
 	struct span_tcache *tc = &_span_tc;
 	struct span_bin *bin = &tc->bins[cls];
+	int saved = errno;
 
-	if (!cache_ready(tc)) {
+	if (!cache_ready(tc))
 		bin_drain(cls, bin, bin->count);
-		return;
-	}
-	if (bin->count > bin->max)
+	else if (bin->count > bin->max)
 		bin_drain(cls, bin, bin->count - bin->max +
 			  (_span_classes[cls].batch < bin->max ?
 			   _span_classes[cls].batch : bin->max) / 2);
+	errno = saved;
 }
 
 SPAN_NOINLINE void _span_free_slow(void *p, const char *fn)
 {
 	uintptr_t a = (uintptr_t)p;
 	struct span *s;
+	int saved;
 
 	if (!p)
 		return;
@@ -167,7 +172,9 @@ SPAN_NOINLINE void _span_free_slow(void *p, const char *fn)
 	if (!s)
 		_span_invalid(fn, p, "not from this heap");
 	if (!s->cls) {
+		saved = errno;
 		_span_large_free(s, p, fn);
+		errno = saved;
 		return;
 	}
 	_span_invalid(fn, p, "interior pointer");

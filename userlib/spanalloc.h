@@ -89,6 +89,10 @@ struct span_stats {
 					   in a batch, not yet handed out
 					   (in mapped_bytes) */
 	uint64_t stashed_bytes;
+	uint64_t backend_reopens;	/* kernel backend: times the device
+					   was opened again because the
+					   program closed or replaced the
+					   library's descriptor */
 };
 
 /* Fill in @st. Thread-safe; takes the allocator's locks briefly. */

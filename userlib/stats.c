@@ -44,6 +44,7 @@ SPAN_API void span_stats(struct span_stats *st)
 	st->backend_calls = pc.calls;
 	st->stashed_spans = pc.stashed_spans;
 	st->stashed_bytes = pc.stashed_bytes;
+	st->backend_reopens = pc.reopens;
 	if (!_span_ready)
 		return;
 	_span_central_stats(st);
@@ -108,9 +109,11 @@ static void stats_print_backend(int fd)
 
 	span_stats(&st);
 	n = snprintf(buf, sizeof(buf),
-		"spanalloc: backend calls %llu, stashed %llu spans (%llu KiB)\n",
+		"spanalloc: backend calls %llu, stashed %llu spans (%llu KiB), "
+		"device reopened %llu times\n",
 		(unsigned long long)st.backend_calls,
-		(unsigned long long)st.stashed_spans, KIB(st.stashed_bytes));
+		(unsigned long long)st.stashed_spans, KIB(st.stashed_bytes),
+		(unsigned long long)st.backend_reopens);
 	if (n > 0)
 		_span_write_str(fd, buf);
 }
