@@ -105,13 +105,13 @@ SPAN_NOINLINE void *_span_alloc_class_slow(unsigned int cls)
 			errno = ENOMEM;
 			return NULL;
 		}
-		return chain;
+		return span_obj_out(chain);
 	}
 	if (bin->count) {	/* filled by a free before the cache was set up */
 		p = bin->head;
 		bin->head = *(void **)p;
 		bin->count--;
-		return p;
+		return span_obj_out(p);
 	}
 	/* Empty by count but not by link: a free list made into a cycle. */
 	if (unlikely(bin->head))
@@ -127,7 +127,7 @@ SPAN_NOINLINE void *_span_alloc_class_slow(unsigned int cls)
 	p = chain;
 	bin->head = *(void **)p;
 	bin->count = n - 1;
-	return p;
+	return span_obj_out(p);
 }
 
 SPAN_NOINLINE void *_span_malloc_slow(size_t size)
@@ -177,7 +177,31 @@ SPAN_NOINLINE void _span_free_slow(void *p, const char *fn)
 		errno = saved;
 		return;
 	}
-	_span_invalid(fn, p, "interior pointer");
+	_span_invalid(fn, p, _span_not_object(s, p));
+}
+
+/*
+ * Word 1 of @p holds the key: @p was freed already and is in this thread's
+ * bin or back in central (a double free), or the program's data happens
+ * to equal the key (free it).
+ */
+SPAN_COLD void _span_free_suspect(void *p, struct span *s, const char *fn)
+{
+	struct span_bin *bin = &_span_tc.bins[s->cls];
+	uint32_t n = bin->count;
+	int saved = errno;
+	void *q;
+
+	for (q = bin->head; q && n; q = *(void **)q, n--)
+		if (q == p)
+			_span_invalid(fn, p, "double free");
+	if (_span_central_has_free(s, (uintptr_t)p))
+		_span_invalid(fn, p, "double free");
+	*(void **)p = bin->head;
+	bin->head = p;
+	if (++bin->count > bin->max)
+		_span_bin_overflow(s->cls);
+	errno = saved;
 }
 
 void _span_cache_flush(void)

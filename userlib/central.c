@@ -64,6 +64,8 @@ static void freemap_put(struct span *s, uintptr_t a)
 	uint32_t i = obj_index(s, a);
 	uint64_t bit = 1ULL << (i % 64);
 
+	if (i >= s->nobjs)
+		_span_invalid("free", (void *)a, "past the last object of its span");
 	if (s->freemap[i / 64] & bit)
 		_span_invalid("free", (void *)a, "double free");
 	s->freemap[i / 64] |= bit;
@@ -117,6 +119,7 @@ uint32_t _span_central_refill(unsigned int cls, uint32_t want, void **chain)
 				pthread_mutex_lock(&c->lock);
 				if (!s)
 					break;
+				s->limit = sc->limit;	/* free() may take its objects */
 				c->spans++;
 			}
 			s->state = SPAN_STATE_PARTIAL;
@@ -240,6 +243,22 @@ void _span_central_collect(bool force)
 	_span_prim_stash_trim(force ? 0 : _span_opt.decay_ms);
 	/* And the large page heap's free runs past their decay. */
 	_span_large_collect(force);
+}
+
+bool _span_central_has_free(struct span *s, uintptr_t a)
+{
+	struct central *c = &centrals[s->cls];
+	bool free = false;
+
+	pthread_mutex_lock(&c->lock);
+	if (s->state == SPAN_STATE_FULL || s->state == SPAN_STATE_PARTIAL ||
+	    s->state == SPAN_STATE_EMPTY) {
+		uint32_t i = obj_index(s, a);
+
+		free = i < s->nobjs && (s->freemap[i / 64] >> (i % 64) & 1);
+	}
+	pthread_mutex_unlock(&c->lock);
+	return free;
 }
 
 void _span_central_lock_all(void)
