@@ -285,6 +285,20 @@ void _span_central_reinit(void)
 		pthread_mutex_init(&centrals[cls].lock, NULL);
 }
 
+uint64_t _span_central_class_free(unsigned int cls)
+{
+	struct central *c = &centrals[cls];
+	uint64_t objs;
+	struct span *s;
+
+	pthread_mutex_lock(&c->lock);
+	objs = c->empty.count * (uint64_t)_span_classes[cls].nobjs;
+	for (s = c->partial.first; s; s = s->next)
+		objs += s->nfree;
+	pthread_mutex_unlock(&c->lock);
+	return objs;
+}
+
 void _span_central_stats(struct span_stats *st)
 {
 	unsigned int cls;

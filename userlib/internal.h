@@ -233,6 +233,8 @@ void _span_central_lock_all(void);
 void _span_central_unlock_all(void);
 void _span_central_reinit(void);
 void _span_central_stats(struct span_stats *st);
+/* Free objects of @cls in central: partial spans' and empty spans'. */
+uint64_t _span_central_class_free(unsigned int cls);
 /* Is object @a of small span @s free in central (its freemap bit set)? */
 bool _span_central_has_free(struct span *s, uintptr_t a);
 
