@@ -37,7 +37,7 @@ TEST_BINS  := $(TEST_SRCS:selftests/%.c=$(BUILD)/selftests/%)
 # How each test links the library (every other test: libspanalloc.a):
 # none (it finds libspanalloc.so at run time, or runs another allocator),
 # libspanalloc-malloc.a, or libspanalloc-malloc.a into a static binary.
-TEST_NOLIB  :=
+TEST_NOLIB  := malloc_dlopen
 TEST_MALLOC := malloc_glibc
 TEST_STATIC := malloc_static
 
@@ -69,8 +69,11 @@ userlib: $(LIB_SO) $(LIB_A) $(LIB_MALLOC_A)
 $(BUILD)/userlib/%.o: userlib/%.c | $(BUILD)/userlib
 	$(CC) $(LIB_CFLAGS) -c $< -o $@
 
+# -z nodelete: an allocator is never unmapped; dlclose() would leave the
+# thread-exit destructor pointing into nothing.
 $(LIB_SO): $(LIB_OBJS)
-	$(CC) -shared -pthread -Wl,-z,defs -Wl,-soname,libspanalloc.so -o $@ $^
+	$(CC) -shared -pthread -Wl,-z,defs -Wl,-z,nodelete \
+		-Wl,-soname,libspanalloc.so -o $@ $^
 
 $(LIB_A): $(LIB_A_OBJS)
 	rm -f $@ && ar rcs $@ $^
