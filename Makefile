@@ -37,7 +37,7 @@ TEST_BINS  := $(TEST_SRCS:selftests/%.c=$(BUILD)/selftests/%)
 # How each test links the library (every other test: libspanalloc.a):
 # none (it finds libspanalloc.so at run time, or runs another allocator),
 # libspanalloc-malloc.a, or libspanalloc-malloc.a into a static binary.
-TEST_NOLIB  := malloc_dlopen
+TEST_NOLIB  := malloc_dlopen malloc_stress
 TEST_MALLOC := malloc_glibc
 TEST_STATIC := malloc_static
 
