@@ -9,6 +9,8 @@
  * free() keeps errno through all of it. Each case allocates and frees
  * 256 MiB after the descriptors went, in a child of its own. On the mmap
  * backend the same programs run (nothing to lose); the dup2() cases skip.
+ * And a forced backend that cannot start says so once and takes no
+ * descriptor per malloc.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -288,4 +290,75 @@ TEST(device_fd_is_high)
 	EXPECT_LE(512, device_fd());
 }
 
-TEST_HARNESS_MAIN
+/* Open descriptors of this process. */
+static int count_fds(void)
+{
+	struct dirent *d;
+	int n = 0;
+	DIR *dir = opendir("/proc/self/fd");
+
+	if (!dir)
+		return -1;
+	while ((d = readdir(dir)))
+		n += d->d_name[0] != '.';
+	closedir(dir);
+	return n;
+}
+
+/* Run with the kernel backend forced and unusable: 0 if no fd leaked. */
+static int forced_backend_fails(void)
+{
+	int before = count_fds(), i;
+
+	for (i = 0; i < 5; i++)
+		if (span_malloc(100))
+			return 3;
+	return count_fds() == before ? 0 : 4;
+}
+
+/*
+ * SPANALLOC_BACKEND=kernel with an arena of 0 MiB cannot start, with or
+ * without the module: every malloc fails, with one line said once and no
+ * descriptor taken per call (SPANALLOC_STATS dup()ed stderr every time).
+ */
+TEST(forced_backend_fails_once)
+{
+	char out[1024], *line;
+	int fds[2], status = 0, lines = 0;
+	ssize_t n, got = 0;
+	pid_t pid;
+
+	ASSERT_EQ(0, pipe(fds));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		dup2(fds[1], 2);
+		close(fds[0]);
+		setenv("SPANALLOC_BACKEND", "kernel", 1);
+		setenv("SPANALLOC_ARENA_MB", "0", 1);
+		setenv("SPANALLOC_STATS", "1", 1);
+		execl("/proc/self/exe", "malloc_fds", "--forced-backend-fails",
+		      (char *)NULL);
+		_exit(127);
+	}
+	close(fds[1]);
+	while (got < (ssize_t)sizeof(out) - 1 &&
+	       (n = read(fds[0], out + got, sizeof(out) - 1 - got)) > 0)
+		got += n;
+	out[got] = 0;
+	close(fds[0]);
+	waitpid(pid, &status, 0);
+	ASSERT_TRUE(WIFEXITED(status)) TH_LOG("%s", out);
+	EXPECT_EQ(0, WEXITSTATUS(status)) TH_LOG("%s", out);
+	for (line = out; (line = strstr(line, "spanalloc: ")); line++)
+		lines++;
+	EXPECT_EQ(1, lines) TH_LOG("%s", out);
+	EXPECT_NE(NULL, strstr(out, "/dev/spanalloc")) TH_LOG("%s", out);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc > 1 && !strcmp(argv[1], "--forced-backend-fails"))
+		return forced_backend_fails();
+	return test_harness_run(argc, argv);
+}

@@ -122,7 +122,8 @@ void _span_stats_at_exit(void)
 {
 	int fd = stats_fd >= 0 ? stats_fd : 2;
 
-	if (!_span_opt.stats)
+	/* Not started (a forced backend that failed said so already). */
+	if (!_span_opt.stats || !_span_ready)
 		return;
 	span_stats_print(fd);
 	if (_span_opt.stats_verbose)
