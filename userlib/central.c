@@ -12,8 +12,8 @@
  *
  * An empty span is reused first (newest first); one left empty for
  * SPANALLOC_DECAY_MS goes back to the backend, which unmaps its frames, so
- * RSS drops. The decay runs on this file's slow paths and sweeps every
- * class at most once per decay interval; a sweep gives back the expired
+ * RSS drops. The decay runs on this file's slow paths (drains and refills,
+ * of any class) and sweeps every class at most once per decay interval; a sweep gives back the expired
  * spans of all classes in one backend batch, the backend's stashes of
  * classes idle for the interval (prim.h), and the large page heap's
  * expired free runs (pageheap.c), so those pages go back too.
@@ -155,6 +155,8 @@ uint32_t _span_central_refill(unsigned int cls, uint32_t want, void **chain)
 	c->refills++;
 	pthread_mutex_unlock(&c->lock);
 	*chain = head;
+	/* Refills sweep too: a program that only allocates gives back. */
+	central_maybe_sweep(_span_now_ms());
 	return n;
 }
 

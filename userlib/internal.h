@@ -77,6 +77,7 @@ enum span_state {
 	SPAN_STATE_EMPTY,	/* small, every object free, decaying */
 	SPAN_STATE_LARGE,	/* large, handed out */
 	SPAN_STATE_CACHED,	/* large, in the large cache, decaying */
+	SPAN_STATE_PAGES,	/* span_pages_alloc(): the program's (pages.c) */
 };
 
 struct span {
