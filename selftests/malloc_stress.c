@@ -20,7 +20,7 @@
  * same test runs against the peers:
  *   MALLOC_STRESS_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2 \
  *       build/selftests/malloc_stress
- * $MALLOC_STRESS_OPS (operations per thread, default 25000) and
+ * $MALLOC_STRESS_OPS (operations per thread, default 15000) and
  * $MALLOC_STRESS_SEED (default 1) change the run; $MALLOC_STRESS_NO_ALIGNED=1
  * leaves out memalign, posix_memalign and aligned_alloc (Debian's mimalloc
  * 2.0.9 hands out misaligned blocks when the size is a multiple of the
@@ -75,7 +75,7 @@ static struct {
 } exchange[EXCHANGE];
 
 static struct worker workers[THREADS];
-static uint64_t seed = 1, ops_per_thread = 25000;
+static uint64_t seed = 1, ops_per_thread = 15000;
 static bool aligned_api = true;
 static volatile int workers_done;
 static int forks_done;
