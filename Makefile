@@ -16,10 +16,15 @@ LIB_CFLAGS := -std=c11 -O2 -g -Wall -Wextra -Werror -fPIC -pthread \
 	      -fvisibility=hidden -ftls-model=initial-exec -MMD -MP -Iuapi
 LIB_SRCS   := $(wildcard userlib/*.c)
 LIB_OBJS   := $(LIB_SRCS:userlib/%.c=$(BUILD)/userlib/%.o)
-# The static library keeps only the prefixed API: no malloc overrides.
-LIB_A_OBJS := $(filter-out $(BUILD)/userlib/override.o,$(LIB_OBJS))
+# libspanalloc.a keeps only the prefixed API: no malloc overrides, and
+# none of glibc's other malloc names (override.c, glibc.c).
+# libspanalloc-malloc.a has them all: a program linked with it, static or
+# not, gets spanalloc as its malloc.
+LIB_OVERRIDE := $(BUILD)/userlib/override.o $(BUILD)/userlib/glibc.o
+LIB_A_OBJS := $(filter-out $(LIB_OVERRIDE),$(LIB_OBJS))
 LIB_SO     := $(BUILD)/userlib/libspanalloc.so
 LIB_A      := $(BUILD)/userlib/libspanalloc.a
+LIB_MALLOC_A := $(BUILD)/userlib/libspanalloc-malloc.a
 
 # ---- selftests ---------------------------------------------------------------
 # The kselftest harness headers come from Debian's linux-source-6.12.
@@ -29,6 +34,12 @@ TEST_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wno-clobbered -pthread \
 	       -isystem $(KSFT_DIR) -I$(BUILD)/include -Iuserlib -Iuapi
 TEST_SRCS  := $(wildcard selftests/*.c)
 TEST_BINS  := $(TEST_SRCS:selftests/%.c=$(BUILD)/selftests/%)
+# How each test links the library (every other test: libspanalloc.a):
+# none (it finds libspanalloc.so at run time, or runs another allocator),
+# libspanalloc-malloc.a, or libspanalloc-malloc.a into a static binary.
+TEST_NOLIB  := malloc_dlopen malloc_stress
+TEST_MALLOC := malloc_glibc
+TEST_STATIC := malloc_static
 
 .PHONY: all module modules userlib selftests check demo bench setup \
 	debug-kernel checkpatch clean help
@@ -53,15 +64,21 @@ modules: setup
 debug-kernel: setup
 	@scripts/build-debug-kernel
 
-userlib: $(LIB_SO) $(LIB_A)
+userlib: $(LIB_SO) $(LIB_A) $(LIB_MALLOC_A)
 
 $(BUILD)/userlib/%.o: userlib/%.c | $(BUILD)/userlib
 	$(CC) $(LIB_CFLAGS) -c $< -o $@
 
+# -z nodelete: an allocator is never unmapped; dlclose() would leave the
+# thread-exit destructor pointing into nothing.
 $(LIB_SO): $(LIB_OBJS)
-	$(CC) -shared -pthread -Wl,-z,defs -Wl,-soname,libspanalloc.so -o $@ $^
+	$(CC) -shared -pthread -Wl,-z,defs -Wl,-z,nodelete \
+		-Wl,-soname,libspanalloc.so -o $@ $^
 
 $(LIB_A): $(LIB_A_OBJS)
+	rm -f $@ && ar rcs $@ $^
+
+$(LIB_MALLOC_A): $(LIB_OBJS)
 	rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/userlib $(BUILD)/selftests $(BUILD)/include/linux:
@@ -82,9 +99,14 @@ $(KSFT_DIR)/kselftest_harness.h:
 
 selftests: $(TEST_BINS)
 
-$(BUILD)/selftests/%: selftests/%.c $(LIB_A) $(KSFT_DIR)/kselftest_harness.h \
+$(BUILD)/selftests/%: selftests/%.c $(LIB_A) $(LIB_MALLOC_A) \
+		$(KSFT_DIR)/kselftest_harness.h \
 		$(BUILD)/include/linux/spanalloc.h | $(BUILD)/selftests
-	$(CC) $(TEST_CFLAGS) $< -o $@ $(LIB_A)
+	$(CC) $(TEST_CFLAGS) $< -o $@ $(call test_link,$*)
+
+test_link = $(if $(filter $1,$(TEST_NOLIB)),-ldl,\
+	$(if $(filter $1,$(TEST_MALLOC)),$(LIB_MALLOC_A),\
+	$(if $(filter $1,$(TEST_STATIC)),-static $(LIB_MALLOC_A),$(LIB_A))))
 
 check: setup
 	@scripts/check

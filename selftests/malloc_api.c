@@ -550,6 +550,70 @@ TEST(memory_returns)
 	span_free(v);
 }
 
+/* span_pages_free() gives back only what span_pages_alloc() gave. */
+TEST(pages_free_validates)
+{
+	char *blk = span_malloc(100000), *small = span_malloc(64);
+	char *pages = span_pages_alloc(4);
+
+	ASSERT_NE(NULL, blk);
+	ASSERT_NE(NULL, pages);
+	memset(blk, 5, 100000);
+	memset(pages, 6, 4 * 4096);
+	errno = 0;
+	EXPECT_EQ(-1, span_pages_free(blk, 1));		/* a malloc'ed block */
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(-1, span_pages_free(small, 1));
+	EXPECT_EQ(-1, span_pages_free(pages + 4096, 1));	/* a middle page */
+	EXPECT_EQ(-1, span_pages_free(pages, 3));		/* not its size */
+	EXPECT_EQ(-1, span_pages_free(NULL, 1));
+	EXPECT_EQ(5, blk[99999]);	/* still mapped and ours */
+	EXPECT_EQ(6, pages[4 * 4096 - 1]);
+	EXPECT_EQ(0, span_pages_free(pages, 4));
+	errno = 0;
+	EXPECT_EQ(-1, span_pages_free(pages, 4));		/* twice */
+	EXPECT_EQ(EINVAL, errno);
+	span_free(blk);
+	span_free(small);
+}
+
+/*
+ * Empty spans go back after the decay even when the program only
+ * allocates afterwards (refills sweep, not only drains).
+ */
+TEST(decay_without_drains)
+{
+	enum { N = 64 * 1024 };	/* 64k x 512 B = 32 MiB */
+	struct span_stats st;
+	uint64_t empty, mapped;
+	void **v = span_malloc(N * sizeof(*v));
+	int i;
+
+	ASSERT_NE(NULL, v);
+	for (i = 0; i < N; i++)
+		ASSERT_NE(NULL, v[i] = span_malloc(512));
+	for (i = 0; i < N; i++)
+		span_free(v[i]);
+	span_stats(&st);
+	empty = st.small_empty_spans;
+	mapped = st.mapped_bytes;
+	usleep(600 * 1000);	/* past SPANALLOC_DECAY_MS */
+	/* Another class, allocations only: refills, no drain. */
+	for (i = 0; i < 2000; i++)
+		ASSERT_NE(NULL, v[i] = span_malloc(3000));
+	span_stats(&st);
+	TH_LOG("empty spans %llu -> %llu, mapped %llu -> %llu KiB",
+	       (unsigned long long)empty,
+	       (unsigned long long)st.small_empty_spans,
+	       (unsigned long long)mapped >> 10,
+	       (unsigned long long)st.mapped_bytes >> 10);
+	EXPECT_LT(1000, empty);
+	EXPECT_GT(empty / 10, st.small_empty_spans);
+	for (i = 0; i < 2000; i++)
+		span_free(v[i]);
+	span_free(v);
+}
+
 TEST(stats_text)
 {
 	char buf[2048];

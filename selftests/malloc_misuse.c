@@ -199,6 +199,131 @@ TEST(double_free_small_later)
 	expect_abort(_metadata, do_double_free_later, p, "free", 0);
 }
 
+/* glibc's tcache finds free(a); free(b); free(a) at the second free(a). */
+static void do_double_free_aba(void *arg)
+{
+	size_t size = (size_t)arg;
+	void *a = span_malloc(size), *b = span_malloc(size);
+
+	span_free(a);
+	span_free(b);
+	span_free(a);
+	/* Not caught: a would be handed out twice. */
+	a = span_malloc(size);
+	b = span_malloc(size);
+	if (a == span_malloc(size) || b == a)
+		_exit(3);
+	_exit(2);
+}
+
+TEST(double_free_not_consecutive)
+{
+	static const size_t sizes[] = { 1, 8, 16, 32, 100, 1024, 4000, 32768 };
+	unsigned int i;
+
+	for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		char out[512];
+		int status = run_child(do_double_free_aba,
+				       (void *)sizes[i], out, sizeof(out));
+
+		EXPECT_TRUE(WIFSIGNALED(status))
+			TH_LOG("size %zu: status %#x (exit 3: the same object "
+			       "handed out twice)", sizes[i], status);
+		EXPECT_NE(NULL, strstr(out, "spanalloc: free(): invalid pointer 0x"))
+			TH_LOG("size %zu: %s", sizes[i], out);
+		EXPECT_NE(NULL, strstr(out, "(double free)"))
+			TH_LOG("size %zu: %s", sizes[i], out);
+	}
+}
+
+static void *drained;
+
+/* The first free went back to central with a batch: still caught at once. */
+static void do_double_free_drained(void *p)
+{
+	void *v[2048];
+	int i;
+
+	for (i = 0; i < 2048; i++)
+		v[i] = span_malloc(48);
+	span_free(p);
+	for (i = 0; i < 2048; i++)
+		span_free(v[i]);
+	drained = p;
+	span_free(p);
+	_exit(2);
+}
+
+TEST(double_free_after_drain)
+{
+	void *p = span_malloc(48);
+
+	ASSERT_NE(NULL, p);
+	expect_abort(_metadata, do_double_free_drained, p, "free",
+		     (uintptr_t)p);
+}
+
+/*
+ * The key is only a hint: an object whose data equals it is freed as any
+ * other (the bin and central say it is not free).
+ */
+static void do_key_in_data(void *arg)
+{
+	uint64_t *a = span_malloc(64), *b, key;
+	int i;
+
+	(void)arg;
+	span_free(a);
+	key = a[1];		/* what a freed object's word 1 holds */
+	b = span_malloc(64);
+	for (i = 0; i < 1000; i++) {
+		uint64_t *c = span_malloc(64);
+
+		c[0] = 0;
+		c[1] = key;
+		span_free(c);
+	}
+	b[1] = key;
+	span_free(b);
+	_exit(0);
+}
+
+TEST(key_in_data_is_no_double_free)
+{
+	char out[256];
+	int status = run_child(do_key_in_data, NULL, out, sizeof(out));
+
+	ASSERT_TRUE(WIFEXITED(status)) TH_LOG("%s", out);
+	EXPECT_EQ(0, WEXITSTATUS(status));
+	EXPECT_STREQ("", out);
+}
+
+/*
+ * The first byte after a small span's last object: a multiple of the size
+ * from the span's start, inside the span (class 144: 56 objects, 128 bytes
+ * of tail in 8 KiB), but no object.
+ */
+static char *span_tail(size_t size, size_t nobjs)
+{
+	char *p = span_malloc(size);
+	uintptr_t page = (uintptr_t)p & ~(uintptr_t)4095;
+	uintptr_t base = ((uintptr_t)p - page) % size ? page - 4096 : page;
+
+	return (char *)(base + nobjs * size);
+}
+
+TEST(free_span_tail)
+{
+	char *tail = span_tail(144, 56);
+
+	expect_abort(_metadata, do_free, tail, "free", (uintptr_t)tail);
+	expect_abort(_metadata, do_realloc, tail, "realloc", (uintptr_t)tail);
+	expect_abort(_metadata, do_usable, tail, "malloc_usable_size",
+		     (uintptr_t)tail);
+	tail = span_tail(48, 170);
+	expect_abort(_metadata, do_free, tail, "free", (uintptr_t)tail);
+}
+
 TEST(double_free_large)
 {
 	void *p = span_malloc(100000);

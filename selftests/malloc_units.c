@@ -72,14 +72,19 @@ TEST(class_lookup)
 
 		ASSERT_LT(0, cls) TH_LOG("size %zu", size);
 		ASSERT_LE(size, _span_classes[cls].size) TH_LOG("size %zu", size);
-		if (cls > 1)
-			ASSERT_LT(_span_classes[cls - 1].size, size ? size : 1)
+		/* Every object holds the link and the double-free key. */
+		ASSERT_LE(SPAN_MIN_OBJECT, _span_classes[cls].size);
+		if (_span_classes[cls].size > SPAN_MIN_OBJECT)
+			ASSERT_LT(_span_classes[cls - 1].size, size)
 				TH_LOG("size %zu not in smallest class", size);
 	}
 	EXPECT_LE(span_class_index(SPAN_SMALL_MAX), SPAN_CLASS_INDEX_MAX);
 }
 
-/* free()'s interior check and central's object index, exact per class. */
+/*
+ * free()'s object check (interior pointers and the span's tail after the
+ * last object) and central's object index, exact per class.
+ */
 TEST(class_magic)
 {
 	unsigned int cls;
@@ -88,11 +93,16 @@ TEST(class_magic)
 	for (cls = 1; cls < SPAN_NUM_CLASSES; cls++) {
 		const struct span_class *c = &_span_classes[cls];
 		uint64_t off, span = (uint64_t)c->pages * SPAN_PAGE;
+		struct span s = {
+			.base = 1UL << 30, .magic = c->magic, .limit = c->limit,
+			.cls = cls,
+		};
 
 		for (off = 0; off < span; off++) {
-			bool div = off * c->magic < c->magic;
+			bool obj = span_is_object(&s, s.base + off);
 
-			ASSERT_EQ(off % c->size == 0, div)
+			ASSERT_EQ(off % c->size == 0 && off / c->size < c->nobjs,
+				  obj)
 				TH_LOG("class %u off %llu", cls,
 				       (unsigned long long)off);
 			ASSERT_EQ(off / c->size, (off * c->divmul) >> 32)

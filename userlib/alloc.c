@@ -84,8 +84,8 @@ size_t _span_usable_size(const void *p)
 				      "interior pointer");
 		return _span_large_usable(s);
 	}
-	if (((uintptr_t)p - s->base) * s->magic >= s->magic)
-		_span_invalid("malloc_usable_size", p, "interior pointer");
+	if (!span_is_object(s, (uintptr_t)p))
+		_span_invalid("malloc_usable_size", p, _span_not_object(s, p));
 	return _span_classes[s->cls].size;
 }
 SPAN_API size_t span_malloc_usable_size(const void *p)
@@ -107,8 +107,8 @@ void *_span_realloc(void *p, size_t size)
 	if (!s)
 		_span_invalid("realloc", p, "not from this heap");
 	if (s->cls) {
-		if (((uintptr_t)p - s->base) * s->magic >= s->magic)
-			_span_invalid("realloc", p, "interior pointer");
+		if (!span_is_object(s, (uintptr_t)p))
+			_span_invalid("realloc", p, _span_not_object(s, p));
 		usable = _span_classes[s->cls].size;
 		if (size <= usable && (size > usable / 2 || usable <= 16))
 			return p;

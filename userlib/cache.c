@@ -105,13 +105,13 @@ SPAN_NOINLINE void *_span_alloc_class_slow(unsigned int cls)
 			errno = ENOMEM;
 			return NULL;
 		}
-		return chain;
+		return span_obj_out(chain);
 	}
 	if (bin->count) {	/* filled by a free before the cache was set up */
 		p = bin->head;
 		bin->head = *(void **)p;
 		bin->count--;
-		return p;
+		return span_obj_out(p);
 	}
 	/* Empty by count but not by link: a free list made into a cycle. */
 	if (unlikely(bin->head))
@@ -127,7 +127,7 @@ SPAN_NOINLINE void *_span_alloc_class_slow(unsigned int cls)
 	p = chain;
 	bin->head = *(void **)p;
 	bin->count = n - 1;
-	return p;
+	return span_obj_out(p);
 }
 
 SPAN_NOINLINE void *_span_malloc_slow(size_t size)
@@ -141,25 +141,30 @@ SPAN_NOINLINE void *_span_malloc_slow(size_t size)
 	return _span_alloc_class_slow(_span_class_of[span_class_index(size)]);
 }
 
+/*
+ * free()'s slow paths keep errno: POSIX asks free() to, and a drain or a
+ * large free may make a backend call that fails (and is dealt with).
+ */
 SPAN_NOINLINE void _span_bin_overflow(unsigned int cls)
 {
 	struct span_tcache *tc = &_span_tc;
 	struct span_bin *bin = &tc->bins[cls];
+	int saved = errno;
 
-	if (!cache_ready(tc)) {
+	if (!cache_ready(tc))
 		bin_drain(cls, bin, bin->count);
-		return;
-	}
-	if (bin->count > bin->max)
+	else if (bin->count > bin->max)
 		bin_drain(cls, bin, bin->count - bin->max +
 			  (_span_classes[cls].batch < bin->max ?
 			   _span_classes[cls].batch : bin->max) / 2);
+	errno = saved;
 }
 
 SPAN_NOINLINE void _span_free_slow(void *p, const char *fn)
 {
 	uintptr_t a = (uintptr_t)p;
 	struct span *s;
+	int saved;
 
 	if (!p)
 		return;
@@ -167,10 +172,36 @@ SPAN_NOINLINE void _span_free_slow(void *p, const char *fn)
 	if (!s)
 		_span_invalid(fn, p, "not from this heap");
 	if (!s->cls) {
+		saved = errno;
 		_span_large_free(s, p, fn);
+		errno = saved;
 		return;
 	}
-	_span_invalid(fn, p, "interior pointer");
+	_span_invalid(fn, p, _span_not_object(s, p));
+}
+
+/*
+ * Word 1 of @p holds the key: @p was freed already and is in this thread's
+ * bin or back in central (a double free), or the program's data happens
+ * to equal the key (free it).
+ */
+SPAN_COLD void _span_free_suspect(void *p, struct span *s, const char *fn)
+{
+	struct span_bin *bin = &_span_tc.bins[s->cls];
+	uint32_t n = bin->count;
+	int saved = errno;
+	void *q;
+
+	for (q = bin->head; q && n; q = *(void **)q, n--)
+		if (q == p)
+			_span_invalid(fn, p, "double free");
+	if (_span_central_has_free(s, (uintptr_t)p))
+		_span_invalid(fn, p, "double free");
+	*(void **)p = bin->head;
+	bin->head = p;
+	if (++bin->count > bin->max)
+		_span_bin_overflow(s->cls);
+	errno = saved;
 }
 
 void _span_cache_flush(void)

@@ -12,8 +12,8 @@
  *
  * An empty span is reused first (newest first); one left empty for
  * SPANALLOC_DECAY_MS goes back to the backend, which unmaps its frames, so
- * RSS drops. The decay runs on this file's slow paths and sweeps every
- * class at most once per decay interval; a sweep gives back the expired
+ * RSS drops. The decay runs on this file's slow paths (drains and refills,
+ * of any class) and sweeps every class at most once per decay interval; a sweep gives back the expired
  * spans of all classes in one backend batch, the backend's stashes of
  * classes idle for the interval (prim.h), and the large page heap's
  * expired free runs (pageheap.c), so those pages go back too.
@@ -64,6 +64,8 @@ static void freemap_put(struct span *s, uintptr_t a)
 	uint32_t i = obj_index(s, a);
 	uint64_t bit = 1ULL << (i % 64);
 
+	if (i >= s->nobjs)
+		_span_invalid("free", (void *)a, "past the last object of its span");
 	if (s->freemap[i / 64] & bit)
 		_span_invalid("free", (void *)a, "double free");
 	s->freemap[i / 64] |= bit;
@@ -117,6 +119,7 @@ uint32_t _span_central_refill(unsigned int cls, uint32_t want, void **chain)
 				pthread_mutex_lock(&c->lock);
 				if (!s)
 					break;
+				s->limit = sc->limit;	/* free() may take its objects */
 				c->spans++;
 			}
 			s->state = SPAN_STATE_PARTIAL;
@@ -152,6 +155,8 @@ uint32_t _span_central_refill(unsigned int cls, uint32_t want, void **chain)
 	c->refills++;
 	pthread_mutex_unlock(&c->lock);
 	*chain = head;
+	/* Refills sweep too: a program that only allocates gives back. */
+	central_maybe_sweep(_span_now_ms());
 	return n;
 }
 
@@ -242,6 +247,22 @@ void _span_central_collect(bool force)
 	_span_large_collect(force);
 }
 
+bool _span_central_has_free(struct span *s, uintptr_t a)
+{
+	struct central *c = &centrals[s->cls];
+	bool free = false;
+
+	pthread_mutex_lock(&c->lock);
+	if (s->state == SPAN_STATE_FULL || s->state == SPAN_STATE_PARTIAL ||
+	    s->state == SPAN_STATE_EMPTY) {
+		uint32_t i = obj_index(s, a);
+
+		free = i < s->nobjs && (s->freemap[i / 64] >> (i % 64) & 1);
+	}
+	pthread_mutex_unlock(&c->lock);
+	return free;
+}
+
 void _span_central_lock_all(void)
 {
 	unsigned int cls;
@@ -264,6 +285,20 @@ void _span_central_reinit(void)
 
 	for (cls = 0; cls < SPAN_NUM_CLASSES; cls++)
 		pthread_mutex_init(&centrals[cls].lock, NULL);
+}
+
+uint64_t _span_central_class_free(unsigned int cls)
+{
+	struct central *c = &centrals[cls];
+	uint64_t objs;
+	struct span *s;
+
+	pthread_mutex_lock(&c->lock);
+	objs = c->empty.count * (uint64_t)_span_classes[cls].nobjs;
+	for (s = c->partial.first; s; s = s->next)
+		objs += s->nfree;
+	pthread_mutex_unlock(&c->lock);
+	return objs;
 }
 
 void _span_central_stats(struct span_stats *st)

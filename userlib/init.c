@@ -19,6 +19,8 @@
  */
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <string.h>
+#include <sys/auxv.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -26,9 +28,11 @@
 #include "prim.h"
 
 int _span_ready;
+uint64_t _span_free_key;
 
 static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
 static int hooks_done;
+static int init_dead;		/* the forced backend cannot start */
 
 uint64_t _span_now_ms(void)
 {
@@ -68,6 +72,27 @@ static void fork_child(void)
 	_span_prim_after_fork_child();
 }
 
+/*
+ * The double-free key: random per process (the kernel's AT_RANDOM bytes,
+ * mixed with an address so a static binary differs run to run too), odd,
+ * so it is never a pointer the program stores. Set before any object
+ * exists; a fork() child keeps it with its bins.
+ */
+static void free_key_init(void)
+{
+	const void *rnd = (const void *)getauxval(AT_RANDOM);
+	uint64_t k = (uintptr_t)&k;
+
+	if (rnd) {
+		uint64_t r[2];
+
+		memcpy(r, rnd, sizeof(r));
+		k ^= r[0] ^ (r[1] << 1);
+	}
+	k *= 0x9e3779b97f4a7c15ULL;
+	_span_free_key = (k ^ (k >> 29)) | 1;
+}
+
 /* Registrations that may allocate: only once the allocator works. */
 static void init_hooks(void)
 {
@@ -77,24 +102,43 @@ static void init_hooks(void)
 	pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
+/*
+ * A forced backend that cannot start (SPANALLOC_BACKEND=kernel without a
+ * usable device): said once, and every later malloc fails at once, with
+ * nothing set up again (no descriptor taken per call).
+ */
+static void init_failed(void)
+{
+	if (__atomic_exchange_n(&init_dead, 1, __ATOMIC_ACQ_REL))
+		return;
+	_span_write_str(2, "spanalloc: SPANALLOC_BACKEND=kernel but "
+			"/dev/spanalloc cannot be used: every malloc fails\n");
+}
+
 bool _span_init(void)
 {
 	if (span_load_acquire(&_span_ready))
 		return true;
+	if (span_load_acquire(&init_dead))
+		return false;
 	pthread_mutex_lock(&init_lock);
-	if (!_span_ready) {
+	if (!_span_ready && !init_dead) {
 		_span_options_init();
-		_span_stats_init();
 		if (_span_prim_init() == SPAN_BACKEND_NONE) {
+			init_failed();
 			pthread_mutex_unlock(&init_lock);
 			return false;
 		}
+		_span_stats_init();
 		if (_span_prim_page_size() != SPAN_PAGE)
 			_span_fatal("page size is not 4 KiB");
+		free_key_init();
 		_span_sizeclass_init();
 		span_store_release(&_span_ready, 1);
 	}
 	pthread_mutex_unlock(&init_lock);
+	if (!_span_ready)
+		return false;
 	/* No environ yet: libc is not initialised; the constructor will. */
 	if (environ)
 		init_hooks();

@@ -29,6 +29,10 @@
  *     span's free list, or in the span's never-used tail (>= span->bump).
  *   - span->nfree counts the free-list and tail objects; nfree == nobjs
  *     means empty, nfree == 0 means full (on no central list).
+ *   - An object is at least SPAN_MIN_OBJECT (16) bytes: word 0 is the free
+ *     list's link, word 1 holds _span_free_key while the object sits in a
+ *     bin and is cleared when malloc hands it out, so free() of an object
+ *     that is already in the calling thread's bin is seen at once.
  *   - Bins and their objects are touched only by the owning thread;
  *     everything in central is under that class's lock.
  */
@@ -65,6 +69,7 @@
 #define SPAN_SMALL_MAX		SPANALLOC_SMALL_MAX
 #define SPAN_NUM_CLASSES	SPANALLOC_NUM_CLASSES
 #define SPAN_MIN_ALIGN		16
+#define SPAN_MIN_OBJECT		16	/* the link and the double-free key */
 
 /* ---------------------------------------------------------------------
  * Types
@@ -77,12 +82,14 @@ enum span_state {
 	SPAN_STATE_EMPTY,	/* small, every object free, decaying */
 	SPAN_STATE_LARGE,	/* large, handed out */
 	SPAN_STATE_CACHED,	/* large, in the large cache, decaying */
+	SPAN_STATE_PAGES,	/* span_pages_alloc(): the program's (pages.c) */
 };
 
 struct span {
 	/* Read by free()'s fast path: keep first. */
 	uintptr_t base;		/* first byte of the span */
-	uint64_t magic;		/* off % size == 0 iff off * magic < magic; 0: large */
+	uint64_t magic;		/* span_class.magic; 0: large */
+	uint64_t limit;		/* span_class.limit; 0: large */
 	uint32_t cls;		/* size class, 0 for large */
 	uint32_t state;		/* enum span_state */
 	/* Small spans: under the class's central lock. */
@@ -124,7 +131,13 @@ struct span_class {
 	uint32_t batch;		/* objects moved per refill/drain */
 	uint32_t cap;		/* most objects a bin keeps */
 	uint32_t divmul;	/* off / size == (off * divmul) >> 32 */
+	/*
+	 * off is the start of an object (off % size == 0 and off < nobjs *
+	 * size: not the span's tail) iff off * magic < limit, for any off
+	 * inside the span (span_is_object()).
+	 */
 	uint64_t magic;
+	uint64_t limit;
 };
 
 struct span_bin {
@@ -248,6 +261,10 @@ void _span_central_lock_all(void);
 void _span_central_unlock_all(void);
 void _span_central_reinit(void);
 void _span_central_stats(struct span_stats *st);
+/* Free objects of @cls in central: partial spans' and empty spans'. */
+uint64_t _span_central_class_free(unsigned int cls);
+/* Is object @a of small span @s free in central (its freemap bit set)? */
+bool _span_central_has_free(struct span *s, uintptr_t a);
 
 /* ---------------------------------------------------------------------
  * cache.c: the thread cache's slow paths
@@ -258,6 +275,8 @@ extern __thread struct span_tcache _span_tc;
 void *_span_malloc_slow(size_t size);
 void *_span_alloc_class_slow(unsigned int cls);
 void _span_free_slow(void *p, const char *fn);
+/* free() of @p whose word 1 holds the key: a double free, or by chance. */
+void _span_free_suspect(void *p, struct span *s, const char *fn);
 void _span_bin_overflow(unsigned int cls);
 void _span_cache_key_init(void);
 /* Hand the calling thread's cached objects back to central. */
@@ -351,6 +370,8 @@ void _span_reclaim(void);
 /* "spanalloc: @fn(): invalid pointer 0x... (@why)" on stderr, abort(). */
 __attribute__((noreturn, cold))
 void _span_invalid(const char *fn, const void *p, const char *why);
+/* Why @p in small span @s is no object: "interior pointer" or the tail. */
+const char *_span_not_object(const struct span *s, const void *p);
 /* "spanalloc: @msg" on stderr, abort(). */
 __attribute__((noreturn, cold)) void _span_fatal(const char *msg);
 /* Write @s to @fd with write(2). */
@@ -400,6 +421,8 @@ void _span_stats_at_exit(void);
  * ------------------------------------------------------------------- */
 
 extern int _span_ready;		/* 1 once the process-wide init is done */
+/* Word 1 of an object in a bin: random per process, odd, set at init. */
+extern uint64_t _span_free_key;
 /* Returns true when the allocator works (backend up). */
 bool _span_init(void);
 uint64_t _span_now_ms(void);
@@ -407,6 +430,19 @@ uint64_t _span_now_ms(void);
 /* ---------------------------------------------------------------------
  * The fast paths, inlined into alloc.c and override.c
  * ------------------------------------------------------------------- */
+
+/* @a, inside small span @s, is the start of one of its objects. */
+static inline bool span_is_object(const struct span *s, uintptr_t a)
+{
+	return (a - s->base) * s->magic < s->limit;
+}
+
+/* An object leaves the allocator: it no longer looks like a bin's. */
+static inline void *span_obj_out(void *p)
+{
+	((uint64_t *)p)[1] = 0;
+	return p;
+}
 
 static inline void *span_bin_pop(unsigned int cls)
 {
@@ -418,7 +454,7 @@ static inline void *span_bin_pop(unsigned int cls)
 	p = bin->head;
 	bin->head = *(void **)p;
 	bin->count--;
-	return p;
+	return span_obj_out(p);
 }
 
 static inline void *span_malloc_inline(size_t size)
@@ -437,23 +473,31 @@ static inline void *span_malloc_inline(size_t size)
 	p = bin->head;
 	bin->head = *(void **)p;
 	bin->count--;
-	return p;
+	return span_obj_out(p);
 }
 
+/*
+ * Misuse checks on the way (each a compare on a line already loaded):
+ * NULL, foreign, large, interior and span-tail pointers go the slow way;
+ * an object whose word 1 holds the key may be in the bin already.
+ */
 static inline void span_free_inline(void *p, const char *fn)
 {
 	uintptr_t a = (uintptr_t)p;
 	struct span *s = span_pagemap_get(a);
+	uint64_t key = _span_free_key;
 	struct span_bin *bin;
 
-	/* NULL, foreign, large, and interior pointers go the slow way. */
-	if (unlikely(!s) || unlikely((a - s->base) * s->magic >= s->magic)) {
+	if (unlikely(!s) || unlikely(!span_is_object(s, a))) {
 		_span_free_slow(p, fn);
 		return;
 	}
+	if (unlikely(((uint64_t *)p)[1] == key)) {
+		_span_free_suspect(p, s, fn);
+		return;
+	}
 	bin = &_span_tc.bins[s->cls];
-	if (unlikely(p == bin->head))
-		_span_invalid(fn, p, "double free");
+	((uint64_t *)p)[1] = key;
 	*(void **)p = bin->head;
 	bin->head = p;
 	if (unlikely(++bin->count > bin->max))

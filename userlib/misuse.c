@@ -3,6 +3,18 @@
  * never gave out, an interior pointer, or one freed already: one line on
  * stderr and abort(), the way glibc says "free(): invalid pointer". Only
  * write(2) and a stack buffer: the heap may be corrupt by then.
+ *
+ * What is found, and when (the checks are internal.h's fast paths,
+ * cache.c's and central.c's):
+ *   - a pointer no span holds, an interior pointer, the tail of a small
+ *     span after its last object: at once;
+ *   - a double free of a small object whose first free is still in the
+ *     calling thread's cache (word 1 holds the key) or back in its span's
+ *     free list (freemap bit): at once; one still in another thread's
+ *     cache: when both copies reach central, possibly after the object
+ *     was handed out twice;
+ *   - a double free of a large block: at once (its run is CACHED), or as
+ *     an invalid pointer once its pages were merged or carved.
  */
 #define _GNU_SOURCE
 #include <stdlib.h>
@@ -56,6 +68,14 @@ void _span_invalid(const char *fn, const void *p, const char *why)
 	*out = 0;
 	_span_write_str(2, buf);
 	abort();
+}
+
+const char *_span_not_object(const struct span *s, const void *p)
+{
+	uintptr_t off = (uintptr_t)p - s->base;
+
+	return off % _span_classes[s->cls].size ? "interior pointer" :
+		"past the last object of its span";
 }
 
 void _span_fatal(const char *msg)

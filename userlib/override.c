@@ -1,8 +1,10 @@
 /*
  * override.c: the C library's malloc names, so that libspanalloc.so
  * replaces malloc when preloaded (LD_PRELOAD) or linked. Only this file
- * defines them, and it is left out of libspanalloc.a, whose users call the
- * span_ names. glibc's __libc_* entry points are defined too, for code
+ * defines them (glibc.c the rest of <malloc.h>); both are left out of
+ * libspanalloc.a, whose users call the span_ names, and are in
+ * libspanalloc-malloc.a, which replaces malloc in a program linked with it,
+ * static binaries included. glibc's __libc_* entry points are defined too, for code
  * that calls them directly (e.g. through a malloc hook shim).
  */
 #define _GNU_SOURCE

@@ -7,6 +7,16 @@
  * inherits the descriptor and its own copy of the heap (the module makes
  * it), so the same descriptor keeps working there.
  *
+ * The descriptor is the program's too: it may close every descriptor
+ * (close_range(3, ~0U, 0), closefrom(), a daemon's loop) or dup2() over
+ * ours. So it is moved out of the way (F_DUPFD_CLOEXEC near the top of
+ * the first 1024), and an ioctl that fails with EBADF, or with another
+ * error while fstat() says the descriptor is no longer the device, opens
+ * the device again and repeats the call: the module finds a heap by the
+ * caller's mm, so any open file of the device reaches the same heap and
+ * arena (the arena's mapping holds its own reference to the file). The
+ * number the program took over stays the program's: it is never closed.
+ *
  * Each span ioctl costs far more than the page work it does (under
  * QEMU/TCG tens of microseconds), so small spans come in batches: a stash
  * per size class, refilled with one SPANALLOC_IOC_SPAN_ALLOC_BATCH tagged
@@ -25,6 +35,8 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../uapi/spanalloc.h"
@@ -33,6 +45,8 @@
 #define STASH_MAX	8	/* most spans one class keeps ready */
 #define STASH_PAGES	64	/* ... and most pages (256 KiB) */
 #define FREE_CHUNK	64	/* spans per free batch gathered on the stack */
+#define FD_TOP		1024	/* the device's fd goes just below this ... */
+#define FD_BELOW_TOP	16	/* ... at least this far below the limit */
 
 /* A class's ready spans (kernel backend), under its own lock. */
 struct stash {
@@ -51,12 +65,20 @@ static struct stash stashes[SPANALLOC_NUM_CLASSES] = {
 
 static struct span_prim_counters counters;
 
+/*
+ * The device's descriptor and how many times it was opened again, in one
+ * word read with one load: a thread that saw the descriptor fail reopens
+ * only if nobody did since (fd in the low 32 bits, the generation above).
+ */
+static uint64_t dev_fdgen = UINT32_MAX;
+static pthread_mutex_t dev_lock = PTHREAD_MUTEX_INITIALIZER;
+
 static struct {
 	pthread_once_t once;
 	enum span_backend backend;
-	int fd;
+	dev_t rdev;			/* the device, to know its files */
 	size_t page_size;
-} prim = { .once = PTHREAD_ONCE_INIT, .fd = -1 };
+} prim = { .once = PTHREAD_ONCE_INIT };
 
 /*
  * Env lookup that does not allocate (safe before malloc works), and works
@@ -101,6 +123,99 @@ static void stash_account(int sign, uint64_t n, size_t pages)
 	}
 }
 
+/*
+ * Move @fd to a number programs rarely use (F_DUPFD_CLOEXEC at the top of
+ * the first FD_TOP, below RLIMIT_NOFILE); @fd itself if that fails.
+ */
+static int dev_fd_move_high(int fd)
+{
+	struct rlimit rl;
+	rlim_t top = FD_TOP;
+	int high;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < top)
+		top = rl.rlim_cur;
+	if (top <= 2 * FD_BELOW_TOP || (rlim_t)fd >= top - FD_BELOW_TOP)
+		return fd;
+	high = fcntl(fd, F_DUPFD_CLOEXEC, (int)(top - FD_BELOW_TOP));
+	if (high < 0)
+		return fd;
+	close(fd);
+	return high;
+}
+
+/* Is @fd still a file of our device? */
+static bool dev_fd_is_ours(int fd)
+{
+	struct stat st;
+
+	return fstat(fd, &st) == 0 && S_ISCHR(st.st_mode) &&
+	       st.st_rdev == prim.rdev;
+}
+
+/* Open the device: a descriptor out of the way, or -1 with errno. */
+static int dev_open(void)
+{
+	int fd = open("/dev/spanalloc", O_RDWR | O_CLOEXEC);
+
+	return fd < 0 ? fd : dev_fd_move_high(fd);
+}
+
+/*
+ * The descriptor in @fdgen failed: open the device again unless another
+ * thread did already. Returns the descriptor to retry with, or -1.
+ */
+static int dev_reopen(uint64_t fdgen)
+{
+	uint64_t now;
+	int fd;
+
+	pthread_mutex_lock(&dev_lock);
+	now = __atomic_load_n(&dev_fdgen, __ATOMIC_RELAXED);
+	if (now == fdgen) {
+		fd = dev_open();
+		if (fd >= 0 && !dev_fd_is_ours(fd)) {
+			close(fd);	/* /dev/spanalloc is another device now */
+			fd = -1;
+		}
+		if (fd >= 0) {
+			now = ((fdgen >> 32) + 1) << 32 | (uint32_t)fd;
+			__atomic_store_n(&dev_fdgen, now, __ATOMIC_RELAXED);
+			count_add(&counters.reopens, 1);
+		}
+	}
+	pthread_mutex_unlock(&dev_lock);
+	return now == fdgen ? -1 : (int)(uint32_t)now;
+}
+
+/*
+ * ioctl() on the device. When the descriptor is gone (EBADF) or is another
+ * file now (the program's dup2(); its ioctl fails and fstat() tells), the
+ * device is opened again and the call repeated once. errno is that of the
+ * call that counted: a lost descriptor found again leaves no trace.
+ */
+static int dev_ioctl(unsigned long cmd, void *arg)
+{
+	uint64_t fdgen = __atomic_load_n(&dev_fdgen, __ATOMIC_RELAXED);
+	int fd = (int)(uint32_t)fdgen, err;
+
+	if (ioctl(fd, cmd, arg) == 0)
+		return 0;
+	err = errno;
+	/* The module's own answers: the descriptor worked. */
+	if (err == ENOMEM || err == EBUSY || err == EINTR ||
+	    (err != EBADF && dev_fd_is_ours(fd))) {
+		errno = err;
+		return -1;
+	}
+	fd = dev_reopen(fdgen);
+	if (fd < 0) {
+		errno = err;
+		return -1;
+	}
+	return ioctl(fd, cmd, arg);
+}
+
 static int kernel_alloc_one(size_t pages, unsigned int size_class,
 			    uint64_t *addr)
 {
@@ -110,7 +225,7 @@ static int kernel_alloc_one(size_t pages, unsigned int size_class,
 	req.pages = pages;
 	req.size_class = size_class;
 	count_add(&counters.calls, 1);
-	if (ioctl(prim.fd, SPANALLOC_IOC_SPAN_ALLOC, &req) != 0)
+	if (dev_ioctl(SPANALLOC_IOC_SPAN_ALLOC, &req) != 0)
 		return -1;
 	*addr = req.addr;
 	return 0;
@@ -130,7 +245,7 @@ static uint32_t kernel_alloc_batch(size_t pages, unsigned int size_class,
 	req.count = want;
 	req.size_class = size_class;
 	count_add(&counters.calls, 1);
-	if (ioctl(prim.fd, SPANALLOC_IOC_SPAN_ALLOC_BATCH, &req) != 0)
+	if (dev_ioctl(SPANALLOC_IOC_SPAN_ALLOC_BATCH, &req) != 0)
 		return 0;
 	return req.count <= want ? req.count : want;
 }
@@ -142,7 +257,7 @@ static int kernel_free_one(uint64_t addr)
 	memset(&req, 0, sizeof(req));
 	req.addr = addr;
 	count_add(&counters.calls, 1);
-	return ioctl(prim.fd, SPANALLOC_IOC_SPAN_FREE, &req);
+	return dev_ioctl(SPANALLOC_IOC_SPAN_FREE, &req);
 }
 
 /* kernel_free_one(@addr); if it fails, @addr goes to @bad[(*nbad)++]. */
@@ -172,7 +287,7 @@ static size_t kernel_free_batch(const uint64_t *addrs, size_t n,
 		req.addrs = (uintptr_t)addrs;
 		req.count = (uint32_t)n;
 		count_add(&counters.calls, 1);
-		if (ioctl(prim.fd, SPANALLOC_IOC_SPAN_FREE_BATCH, &req) == 0 &&
+		if (dev_ioctl(SPANALLOC_IOC_SPAN_FREE_BATCH, &req) == 0 &&
 		    req.count == n)
 			return failed;
 		if (errno != EINVAL || req.count >= n) {
@@ -280,6 +395,7 @@ void _span_prim_counters(struct span_prim_counters *pc)
 					    __ATOMIC_RELAXED);
 	pc->stashed_bytes = __atomic_load_n(&counters.stashed_bytes,
 					    __ATOMIC_RELAXED);
+	pc->reopens = __atomic_load_n(&counters.reopens, __ATOMIC_RELAXED);
 }
 
 void _span_prim_lock_all(void)
@@ -288,12 +404,14 @@ void _span_prim_lock_all(void)
 
 	for (cls = 0; cls < SPANALLOC_NUM_CLASSES; cls++)
 		pthread_mutex_lock(&stashes[cls].lock);
+	pthread_mutex_lock(&dev_lock);
 }
 
 void _span_prim_unlock_all(void)
 {
 	unsigned int cls = SPANALLOC_NUM_CLASSES;
 
+	pthread_mutex_unlock(&dev_lock);
 	while (cls--)
 		pthread_mutex_unlock(&stashes[cls].lock);
 }
@@ -303,12 +421,15 @@ static bool prim_kernel_start(void)
 	struct spanalloc_info info;
 	size_t bytes = (size_t)64 << 30;
 	const char *mb = prim_env("SPANALLOC_ARENA_MB");
+	struct stat st;
 	void *arena;
 	int fd;
 
-	fd = open("/dev/spanalloc", O_RDWR | O_CLOEXEC);
+	fd = dev_open();
 	if (fd < 0)
 		return false;
+	if (fstat(fd, &st) != 0 || !S_ISCHR(st.st_mode))
+		goto out_close;
 	memset(&info, 0, sizeof(info));
 	if (ioctl(fd, SPANALLOC_IOC_INFO, &info) != 0 ||
 	    info.abi_version != SPANALLOC_ABI_VERSION)
@@ -324,7 +445,8 @@ static bool prim_kernel_start(void)
 		     MAP_SHARED | MAP_NORESERVE, fd, 0);
 	if (arena == MAP_FAILED)
 		goto out_close;
-	prim.fd = fd;
+	prim.rdev = st.st_rdev;
+	__atomic_store_n(&dev_fdgen, (uint32_t)fd, __ATOMIC_RELAXED);
 	return true;
 out_close:
 	close(fd);
@@ -464,7 +586,7 @@ void *_span_prim_resize(void *span, size_t old_pages, size_t new_pages)
 	}
 	count_add(&counters.calls, 1);
 	/* In place or not at all; a module without the command: ENOTTY. */
-	if (ioctl(prim.fd, SPANALLOC_IOC_SPAN_RESIZE, &req) == 0)
+	if (dev_ioctl(SPANALLOC_IOC_SPAN_RESIZE, &req) == 0)
 		return span;
 	if (errno == ENOTTY)
 		errno = EOPNOTSUPP;
@@ -478,8 +600,10 @@ void _span_prim_after_fork_child(void)
 
 	/*
 	 * The module gave the child its own heap, stashed spans included;
-	 * the descriptor stays. The stash locks were held across fork().
+	 * the descriptor stays. The stash and device locks were held across
+	 * fork().
 	 */
 	for (cls = 0; cls < SPANALLOC_NUM_CLASSES; cls++)
 		pthread_mutex_init(&stashes[cls].lock, NULL);
+	pthread_mutex_init(&dev_lock, NULL);
 }

@@ -79,14 +79,17 @@ struct span_prim_counters {
 	uint64_t calls;		/* system calls for spans (batches count once) */
 	uint64_t stashed_spans;	/* spans in the stashes now */
 	uint64_t stashed_bytes;
+	uint64_t reopens;	/* kernel: the device opened again (the
+				   program closed or replaced our fd) */
 };
 void _span_prim_counters(struct span_prim_counters *pc);
 
 /*
- * fork(): the prepare handler takes every stash lock (after every other
- * lock of the library: a stash lock is a leaf, never held while taking
- * another), the parent handler releases them; the child re-initialises
- * them in _span_prim_after_fork_child(). The child's heap is the module's
+ * fork(): the prepare handler takes every stash lock, then the lock that
+ * guards reopening the device (after every other lock of the library; a
+ * stash lock is held only while taking the device lock, which is a leaf),
+ * the parent handler releases them; the child re-initialises them in
+ * _span_prim_after_fork_child(). The child's heap is the module's
  * copy of the parent's, stashed spans included, so the stashes stay valid.
  */
 void _span_prim_lock_all(void);

@@ -3,7 +3,19 @@
  * uapi/spanalloc_classes.h (scripts/gen-size-classes) turned into what the
  * fast paths need: a request size -> class lookup table (no division, no
  * search), and per class the batch sizes of the thread cache and the
- * divisibility constant free() uses to reject interior pointers.
+ * constants free() uses to reject interior and span-tail pointers.
+ *
+ * The object test (span_is_object()): with M = floor(2^64 / size) + 1 and
+ * e = size * M - 2^64 (1 <= e <= size), an offset off = k * size + r
+ * inside a span (below 2^32) gives off * M mod 2^64 = k * e when r == 0,
+ * and at least M otherwise (Lemire's divisibility test). So off is the
+ * start of one of the span's nobjs objects iff off * M < nobjs * e: one
+ * multiply and one compare reject interior pointers and the tail after
+ * the last object.
+ *
+ * The 8-byte class stays in the table (the module's classes) but malloc
+ * never uses it: an object holds the free list's link and the double-free
+ * key (SPAN_MIN_OBJECT, internal.h).
  */
 #include <stdint.h>
 
@@ -36,20 +48,21 @@ void _span_sizeclass_init(void)
 		c->size = class_table[i][0];
 		c->pages = class_table[i][1];
 		c->nobjs = (uint32_t)((c->pages * SPAN_PAGE) / c->size);
-		/* Lemire: off % size == 0 iff off * magic < magic, off < 2^32. */
 		c->magic = UINT64_MAX / c->size + 1;
+		if (!(c->size & (c->size - 1)))
+			c->magic++;	/* a power of two: floor(2^64/size) + 1 */
+		c->limit = (uint64_t)c->nobjs * (c->size * c->magic);
 		c->divmul = UINT32_MAX / c->size + 1;
 		c->batch = clamp_u32(32768 / c->size, 2, 64);
 		c->cap = clamp_u32(65536 / c->size, 2 * c->batch, 512);
 	}
 	for (size = 0; size <= SPAN_SMALL_MAX; size += 8) {
-		while (_span_classes[cls].size < (size ? size : 1))
+		while (_span_classes[cls].size <
+		       (size > SPAN_MIN_OBJECT ? size : SPAN_MIN_OBJECT))
 			cls++;
 		/* Several sizes share an index above 1 KiB: keep the largest. */
 		_span_class_of[span_class_index(size)] = (uint8_t)cls;
 	}
-	/* Index 0 is malloc(0): the smallest class. */
-	_span_class_of[0] = 1;
 }
 
 unsigned int _span_class_aligned(size_t size, size_t align)
@@ -61,7 +74,8 @@ unsigned int _span_class_aligned(size_t size, size_t align)
 	for (cls = 1; cls < SPAN_NUM_CLASSES; cls++) {
 		const struct span_class *c = &_span_classes[cls];
 
-		if (c->size >= size && !(c->size & (align - 1)))
+		if (c->size >= size && c->size >= SPAN_MIN_OBJECT &&
+		    !(c->size & (align - 1)))
 			return cls;
 	}
 	return 0;

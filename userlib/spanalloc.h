@@ -100,6 +100,10 @@ struct span_stats {
 					   kernel said ENOMEM */
 	uint64_t reclaims;		/* caches given back because the
 					   backend said ENOMEM, then retried */
+	uint64_t backend_reopens;	/* kernel backend: times the device
+					   was opened again because the
+					   program closed or replaced the
+					   library's descriptor */
 };
 
 /* Fill in @st. Thread-safe; takes the allocator's locks briefly. */

@@ -46,6 +46,7 @@ SPAN_API void span_stats(struct span_stats *st)
 	st->stashed_spans = pc.stashed_spans;
 	st->stashed_bytes = pc.stashed_bytes;
 	_span_region_stats(st);
+	st->backend_reopens = pc.reopens;
 	if (!_span_ready)
 		return;
 	_span_central_stats(st);
@@ -113,12 +114,14 @@ static void stats_print_backend(int fd)
 
 	span_stats(&st);
 	n = snprintf(buf, sizeof(buf),
-		"spanalloc: backend calls %llu, stashed %llu spans (%llu KiB)\n"
+		"spanalloc: backend calls %llu, stashed %llu spans (%llu KiB), "
+		"device reopened %llu times\n"
 		"spanalloc: anonymous: %llu regions (%llu KiB), %llu KiB "
 		"given back, %llu KiB in spans, %llu fallbacks, "
 		"%llu reclaims\n",
 		(unsigned long long)st.backend_calls,
 		(unsigned long long)st.stashed_spans, KIB(st.stashed_bytes),
+		(unsigned long long)st.backend_reopens,
 		(unsigned long long)st.regions, KIB(st.region_bytes),
 		KIB(st.released_bytes), KIB(st.anon_span_bytes),
 		(unsigned long long)st.anon_fallbacks,
@@ -131,7 +134,8 @@ void _span_stats_at_exit(void)
 {
 	int fd = stats_fd >= 0 ? stats_fd : 2;
 
-	if (!_span_opt.stats)
+	/* Not started (a forced backend that failed said so already). */
+	if (!_span_opt.stats || !_span_ready)
 		return;
 	span_stats_print(fd);
 	if (_span_opt.stats_verbose)
