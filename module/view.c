@@ -143,7 +143,8 @@ void spanalloc_view_destroy(struct spanalloc_heap *heap)
  * per-VMA locks) finds no heap, or the dead one and SIGBUS: it maps
  * nothing that this would have to remove.
  *
- * Context: the arena's ->close, with @mm's mmap lock held for write.
+ * Context: the arena's ->close, with @mm's mmap lock held (munmap() may
+ * have downgraded it to read by then, as 6.12 does).
  */
 void spanalloc_view_unmap(struct mm_struct *mm)
 {
@@ -153,7 +154,7 @@ void spanalloc_view_unmap(struct mm_struct *mm)
 	/* exit_mmap() closes VMAs after freeing the page tables. */
 	if (!atomic_read(&mm->mm_users))
 		return;
-	mmap_assert_write_locked(mm);
+	mmap_assert_locked(mm);
 	for_each_vma(vmi, vma)
 		if (vma->vm_ops == &spanalloc_view_vm_ops)
 			spanalloc_zap(vma, vma->vm_start,
