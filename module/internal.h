@@ -231,10 +231,14 @@ void spanalloc_user_add(struct spanalloc_user *user, long pages);
  *		own some of the same frames, see frames.c).
  * @spare:	range node reserved for the span's free, so that freeing
  *		never needs memory.
+ * @serial:	the heap's spans_made when the span was made (a fork()
+ *		child's copy keeps it): tells it from an older span that had
+ *		the same address.
  */
 struct spanalloc_span {
 	unsigned long first;
 	unsigned long pages;
+	unsigned long serial;
 	u32 size_class;
 	struct spanalloc_frames *frames;
 	struct spanalloc_range *spare;

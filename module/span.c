@@ -143,7 +143,8 @@ out_unmap:
 
 static int span_alloc_locked(struct spanalloc_heap *heap,
 			     struct vm_area_struct *vma,
-			     struct spanalloc_span_alloc *req)
+			     struct spanalloc_span_alloc *req,
+			     unsigned long *serial)
 {
 	struct spanalloc_span *span;
 	int err;
@@ -175,7 +176,8 @@ static int span_alloc_locked(struct spanalloc_heap *heap,
 		goto out_unmap;
 
 	req->addr = span_addr(heap, span);
-	heap->spans_made++;
+	span->serial = ++heap->spans_made;
+	*serial = span->serial;
 	return 0;
 
 out_unmap:
@@ -372,6 +374,7 @@ struct span_call_args {
 	u32 flags;
 	u32 count;
 	u64 *addrs;
+	unsigned long *serials;
 };
 
 /*
@@ -421,7 +424,7 @@ static int span_alloc_op(struct spanalloc_heap *heap,
 	int err = 0;
 
 	for (made = 0; made < args->count; made++) {
-		err = span_alloc_locked(heap, vma, &req);
+		err = span_alloc_locked(heap, vma, &req, &args->serials[made]);
 		if (err)
 			break;
 		args->addrs[made] = req.addr;
@@ -454,12 +457,34 @@ static int span_resize_op(struct spanalloc_heap *heap,
 	return span_resize_locked(heap, vma, args->addrs[0], args->pages);
 }
 
-/* Take back spans made by a call whose results could not reach the user. */
-static void span_unmake(u64 *addrs, u32 count)
+/*
+ * Free the spans of @args that are still the ones made: the serial tells a
+ * span from one another thread made at the same address after freeing
+ * ours (it may have learnt the address from a partial copy_to_user()).
+ */
+static int span_unmake_op(struct spanalloc_heap *heap,
+			  struct vm_area_struct *vma,
+			  struct span_call_args *args)
 {
-	struct span_call_args args = { .count = count, .addrs = addrs };
+	struct spanalloc_span *span;
+	u32 i;
 
-	span_call(span_free_op, &args);
+	for (i = 0; i < args->count; i++) {
+		span = span_at(heap, args->addrs[i]);
+		if (span && span->serial == args->serials[i])
+			span_free_locked(heap, vma, args->addrs[i], 0);
+	}
+	return 0;
+}
+
+/* Take back spans made by a call whose results could not reach the user. */
+static void span_unmake(u64 *addrs, unsigned long *serials, u32 count)
+{
+	struct span_call_args args = {
+		.count = count, .addrs = addrs, .serials = serials,
+	};
+
+	span_call(span_unmake_op, &args);
 }
 
 /**
@@ -474,6 +499,7 @@ long spanalloc_span_alloc_ioctl(void __user *arg)
 	struct spanalloc_span_alloc __user *ureq = arg;
 	struct spanalloc_span_alloc req;
 	struct span_call_args args;
+	unsigned long serial;
 	u64 addr;
 	int err;
 
@@ -489,14 +515,14 @@ long spanalloc_span_alloc_ioctl(void __user *arg)
 
 	args = (struct span_call_args){
 		.pages = req.pages, .size_class = req.size_class,
-		.count = 1, .addrs = &addr,
+		.count = 1, .addrs = &addr, .serials = &serial,
 	};
 	err = span_call(span_alloc_op, &args);
 	if (err)
 		return err;
 	if (put_user(addr, &ureq->addr)) {
 		/* Nobody will ever know the address: take the span back. */
-		span_unmake(&addr, 1);
+		span_unmake(&addr, &serial, 1);
 		return -EFAULT;
 	}
 	return 0;
@@ -554,12 +580,15 @@ long spanalloc_span_alloc_batch_ioctl(void __user *arg)
 		       req.count * sizeof(*addrs)))
 		return -EFAULT;
 
-	addrs = kmalloc_array(req.count, sizeof(*addrs), GFP_KERNEL);
+	/* The addresses, then their spans' serials. */
+	addrs = kmalloc_array(req.count, sizeof(*addrs) + sizeof(long),
+			      GFP_KERNEL);
 	if (!addrs)
 		return -ENOMEM;
 	args = (struct span_call_args){
 		.pages = req.pages, .size_class = req.size_class,
 		.count = req.count, .addrs = addrs,
+		.serials = (unsigned long *)(addrs + req.count),
 	};
 	err = span_call(span_alloc_op, &args);
 	if (err)
@@ -567,7 +596,7 @@ long spanalloc_span_alloc_batch_ioctl(void __user *arg)
 	if (copy_to_user(u64_to_user_ptr(req.addrs), addrs,
 			 args.count * sizeof(*addrs)) ||
 	    put_user(args.count, &ureq->count)) {
-		span_unmake(addrs, args.count);
+		span_unmake(addrs, args.serials, args.count);
 		err = -EFAULT;
 	}
 out_free:
@@ -666,6 +695,7 @@ int spanalloc_span_clone_all(struct spanalloc_heap *dst,
 			break;
 		}
 		copy->first = span->first;
+		copy->serial = span->serial;
 		copy->frames = spanalloc_frames_fork(span->frames);
 		if (IS_ERR(copy->frames)) {
 			err = PTR_ERR(copy->frames);
