@@ -10,6 +10,8 @@
 #include <linux/random.h>
 
 #include "range.c"
+/* Slab cache names are unique: spanalloc.ko has "spanalloc_pool_marker". */
+#define SPANALLOC_MARKER_CACHE	"spanalloc_kunit_marker"
 #include "pool.c"
 
 /* pool.c counts into the module's stats; this module has its own. */

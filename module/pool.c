@@ -189,6 +189,11 @@ struct spanalloc_pool {
 static LIST_HEAD(spanalloc_pools);
 static DEFINE_MUTEX(pools_lock);	/* protects spanalloc_pools */
 
+/* The markers' slab cache; the KUnit module's copy of pool.c names its own. */
+#ifndef SPANALLOC_MARKER_CACHE
+#define SPANALLOC_MARKER_CACHE	"spanalloc_pool_marker"
+#endif
+
 /* The pools' markers, by node and memory cgroup; the shrinker walks it. */
 static struct list_lru pool_lru;
 static struct kmem_cache *pool_marker_cache;
@@ -1049,7 +1054,9 @@ int spanalloc_pool_init(void)
 	int err;
 
 	/* Charged to the pool's cgroup: that puts it on the cgroup's list. */
-	pool_marker_cache = KMEM_CACHE(spanalloc_pool_marker, SLAB_ACCOUNT);
+	pool_marker_cache = kmem_cache_create(SPANALLOC_MARKER_CACHE,
+					      sizeof(struct spanalloc_pool_marker),
+					      0, SLAB_ACCOUNT, NULL);
 	if (!pool_marker_cache)
 		return -ENOMEM;
 	err = pool_cpuhp_init();
