@@ -10,6 +10,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -21,11 +22,13 @@
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <linux/spanalloc.h>
+#include <linux/userfaultfd.h>
 
 #include "kselftest_harness.h"
 
@@ -1003,6 +1006,98 @@ TEST_F(dev, alloc_efault)
 	EXPECT_EQ(EFAULT, errno);
 	EXPECT_EQ(frames, read_stat("frames"));
 	munmap(ro, self->page);
+}
+
+/*
+ * The other thread of batch_efault_spares_a_newer_span: once the kernel's
+ * copy of the addresses stops at the userfaultfd page, it frees the first
+ * span (its address already copied), makes a new one in its place, then
+ * unmaps the page the copy waits for, so that the copy fails.
+ */
+struct efault_race {
+	int fd, uffd;
+	uint64_t *addrs;
+	char *wait_page;
+	long page;
+	void *renewed;
+	int err;
+};
+
+static void *efault_race_thread(void *arg)
+{
+	struct efault_race *r = arg;
+	struct uffdio_range range = {
+		.start = (uintptr_t)r->wait_page, .len = r->page,
+	};
+	struct pollfd pfd = { .fd = r->uffd, .events = POLLIN };
+	struct uffd_msg msg;
+
+	if (poll(&pfd, 1, 60000) != 1 ||
+	    read(r->uffd, &msg, sizeof(msg)) != sizeof(msg) ||
+	    msg.event != UFFD_EVENT_PAGEFAULT) {
+		r->err = 1;
+		return NULL;
+	}
+	if (span_free(r->fd, (void *)(uintptr_t)r->addrs[0]) ||
+	    span_alloc(r->fd, 2, 9, &r->renewed))
+		r->err = 2;
+	munmap(r->wait_page, r->page);
+	ioctl(r->uffd, UFFDIO_WAKE, &range);
+	return NULL;
+}
+
+/*
+ * A batch whose addresses cannot all be copied out is taken back, but only
+ * the spans it made (review L5: it freed by address, so a span another
+ * thread made at a freed address went too). userfaultfd holds the copy
+ * midway, with two addresses written, while the other thread reuses one.
+ */
+TEST_F(dev, batch_efault_spares_a_newer_span)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_MISSING };
+	struct spanalloc_span_alloc_batch req = {
+		.pages = 2, .size_class = 9, .count = 4,
+	};
+	struct efault_race r = { .fd = self->fd, .page = self->page };
+	pthread_t thread;
+	char *buf;
+	int ret;
+
+	r.uffd = syscall(SYS_userfaultfd, O_CLOEXEC);
+	if (r.uffd < 0)
+		SKIP(return, "no userfaultfd for kernel faults (not root?)");
+	ASSERT_EQ(0, ioctl(r.uffd, UFFDIO_API, &api));
+	buf = mmap(NULL, 2 * self->page, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, buf);
+	buf[0] = 1;
+	r.wait_page = buf + self->page;
+	reg.range.start = (uintptr_t)r.wait_page;
+	reg.range.len = self->page;
+	ASSERT_EQ(0, ioctl(r.uffd, UFFDIO_REGISTER, &reg));
+	/* Two addresses on the present page, two on the one that waits. */
+	r.addrs = (uint64_t *)(r.wait_page - 2 * sizeof(uint64_t));
+	req.addrs = (uintptr_t)r.addrs;
+	ASSERT_EQ(0, pthread_create(&thread, NULL, efault_race_thread, &r));
+
+	errno = 0;
+	ret = ioctl(self->fd, SPANALLOC_IOC_SPAN_ALLOC_BATCH, &req);
+	ASSERT_EQ(0, pthread_join(thread, NULL));
+	close(r.uffd);
+	ASSERT_EQ(0, r.err);
+	EXPECT_EQ(-1, ret);
+	EXPECT_EQ(EFAULT, errno);
+	if ((uintptr_t)r.renewed != r.addrs[0]) {
+		span_free(self->fd, r.renewed);
+		munmap(buf, self->page);
+		SKIP(return, "the new span went elsewhere: no reuse to test");
+	}
+	/* The other thread's span is alive; ours went back. */
+	EXPECT_EQ(0, touch_signal(r.renewed, 1));
+	EXPECT_EQ(0, span_free(self->fd, r.renewed));
+	EXPECT_EQ(-EINVAL, span_free(self->fd, (void *)(uintptr_t)r.addrs[1]));
+	munmap(buf, self->page);
 }
 
 TEST_F(dev, free_not_span_start_einval)
