@@ -10,6 +10,11 @@ KERNEL  ?= 6.12
 KERNELS := 6.1 6.12 debug
 BUILD   := build
 CC      ?= gcc
+# The one version of everything (module, library, .pc, Debian packages).
+VERSION := $(shell cat VERSION)
+# The library's soname is libspanalloc.so.$(SOVERSION): bump it when the
+# library's ABI (userlib/spanalloc.h, the exported malloc names) breaks.
+SOVERSION := 1
 
 # ---- libspanalloc -----------------------------------------------------------
 LIB_CFLAGS := -std=c11 -O2 -g -Wall -Wextra -Werror -fPIC -pthread \
@@ -22,6 +27,11 @@ LIB_OBJS   := $(LIB_SRCS:userlib/%.c=$(BUILD)/userlib/%.o)
 # not, gets spanalloc as its malloc.
 LIB_OVERRIDE := $(BUILD)/userlib/override.o $(BUILD)/userlib/glibc.o
 LIB_A_OBJS := $(filter-out $(LIB_OVERRIDE),$(LIB_OBJS))
+# libspanalloc.so.$(VERSION) with soname libspanalloc.so.$(SOVERSION), and
+# the two symlinks (build/userlib/libspanalloc.so is what LD_PRELOAD uses).
+LIB_SO_FILE := libspanalloc.so.$(VERSION)
+LIB_SONAME  := libspanalloc.so.$(SOVERSION)
+LIB_SO_REAL := $(BUILD)/userlib/$(LIB_SO_FILE)
 LIB_SO     := $(BUILD)/userlib/libspanalloc.so
 LIB_A      := $(BUILD)/userlib/libspanalloc.a
 LIB_MALLOC_A := $(BUILD)/userlib/libspanalloc-malloc.a
@@ -71,9 +81,17 @@ $(BUILD)/userlib/%.o: userlib/%.c | $(BUILD)/userlib
 
 # -z nodelete: an allocator is never unmapped; dlclose() would leave the
 # thread-exit destructor pointing into nothing.
-$(LIB_SO): $(LIB_OBJS)
-	$(CC) -shared -pthread -Wl,-z,defs -Wl,-z,nodelete \
-		-Wl,-soname,libspanalloc.so -o $@ $^
+$(LIB_SO_REAL): $(LIB_OBJS)
+	$(CC) $(LDFLAGS) -shared -pthread -Wl,-z,defs -Wl,-z,nodelete \
+		-Wl,-soname,$(LIB_SONAME) -o $@ $^
+
+$(LIB_SO): $(LIB_SO_REAL)
+	ln -sfn $(LIB_SO_FILE) $(BUILD)/userlib/$(LIB_SONAME)
+	ln -sfn $(LIB_SONAME) $@
+
+# span_version() and the ABI mismatch line carry VERSION.
+$(BUILD)/userlib/version.o: LIB_CFLAGS += -DSPANALLOC_VERSION='"$(VERSION)"'
+$(BUILD)/userlib/version.o: VERSION
 
 $(LIB_A): $(LIB_A_OBJS)
 	rm -f $@ && ar rcs $@ $^

@@ -203,3 +203,4 @@ module_exit(spanalloc_exit);
 MODULE_DESCRIPTION("spanalloc: page heap for a userspace malloc");
 MODULE_AUTHOR("The spanalloc developers");
 MODULE_LICENSE("GPL");
+MODULE_VERSION(SPANALLOC_VERSION);	/* the file VERSION, through Kbuild */

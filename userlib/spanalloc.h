@@ -34,6 +34,9 @@ int span_pages_free(void *p, size_t pages);
 /* The backend in use: "kernel", "mmap", or "none" if none could start. */
 const char *span_backend(void);
 
+/* The library's version, "MAJOR.MINOR.PATCH" (the package's version). */
+const char *span_version(void);
+
 /* ---- the malloc family, as the C library's, prefixed span_ ---- */
 
 void *span_malloc(size_t size);
