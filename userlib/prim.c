@@ -431,9 +431,12 @@ static bool prim_kernel_start(void)
 	if (fstat(fd, &st) != 0 || !S_ISCHR(st.st_mode))
 		goto out_close;
 	memset(&info, 0, sizeof(info));
-	if (ioctl(fd, SPANALLOC_IOC_INFO, &info) != 0 ||
-	    info.abi_version != SPANALLOC_ABI_VERSION)
+	if (ioctl(fd, SPANALLOC_IOC_INFO, &info) != 0)
 		goto out_close;
+	if (info.abi_version != SPANALLOC_ABI_VERSION) {
+		_span_abi_mismatch(info.abi_version);	/* version.c */
+		goto out_close;
+	}
 	if (mb && *mb)
 		bytes = (size_t)strtoull(mb, NULL, 10) << 20;
 	if (bytes > info.arena_max_bytes)

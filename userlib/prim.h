@@ -114,4 +114,10 @@ void *_span_prim_resize(void *span, size_t old_pages, size_t new_pages);
  */
 void _span_prim_after_fork_child(void);
 
+/*
+ * version.c: the module answered SPANALLOC_IOC_INFO with @module_abi, not
+ * SPANALLOC_ABI_VERSION: one line on stderr, once.
+ */
+void _span_abi_mismatch(unsigned int module_abi);
+
 #endif /* SPANALLOC_PRIM_H */
