@@ -5,6 +5,11 @@
 # make modules         the module for every supported kernel
 # make check           everything, then every test on every kernel (CI)
 # make demo            boot a VM, load the module, run a program on it
+# make install         library, headers, spanalloc.pc, spanstat, man pages,
+#                      module source for DKMS, udev rule, modules-load.d
+#                      (PREFIX=/usr/local, DESTDIR=; see README "Install")
+# make uninstall       removes what make install put there
+# make deb             the Debian packages, in build/deb/ (debian/)
 
 KERNEL  ?= 6.12
 KERNELS := 6.1 6.12 debug
@@ -52,7 +57,7 @@ TEST_MALLOC := malloc_glibc
 TEST_STATIC := malloc_static
 
 .PHONY: all module modules userlib selftests check demo bench setup \
-	debug-kernel checkpatch clean help
+	debug-kernel checkpatch clean help install uninstall deb
 
 all: module userlib selftests
 
@@ -144,6 +149,83 @@ bench: setup
 
 checkpatch: setup
 	@scripts/checkpatch
+
+# ---- install -------------------------------------------------------------
+# GNU-style directories; each can be set on the command line. With the
+# default PREFIX=/usr/local the udev rule and the modules-load.d entry go to
+# /usr/local/lib/{udev/rules.d,modules-load.d}, which udev and systemd read;
+# the module source goes to $(PREFIX)/src/spanalloc-$(VERSION), which DKMS
+# reads from /usr/src only (PREFIX=/usr), or takes as a path (README).
+PREFIX         ?= /usr/local
+LIBDIR         ?= $(PREFIX)/lib
+INCLUDEDIR     ?= $(PREFIX)/include
+SBINDIR        ?= $(PREFIX)/sbin
+MANDIR         ?= $(PREFIX)/share/man
+PKGCONFIGDIR   ?= $(LIBDIR)/pkgconfig
+UDEVRULESDIR   ?= $(PREFIX)/lib/udev/rules.d
+MODULESLOADDIR ?= $(PREFIX)/lib/modules-load.d
+DKMSSRCDIR     ?= $(PREFIX)/src
+DKMS_TREE      := $(DKMSSRCDIR)/spanalloc-$(VERSION)
+INSTALL        ?= install
+D              := $(DESTDIR)
+MAN_PAGES      := man/spanalloc.7 man/libspanalloc.3 man/spanstat.8
+# The module's source tree as DKMS builds it: Kbuild and everything it reads.
+MODULE_SRCS    := $(wildcard module/*.c module/*.h) uapi/spanalloc.h \
+		  uapi/spanalloc_classes.h
+
+install: userlib
+	$(INSTALL) -d $(D)$(LIBDIR) $(D)$(INCLUDEDIR)/linux $(D)$(PKGCONFIGDIR) \
+		$(D)$(SBINDIR) $(D)$(MANDIR)/man3 $(D)$(MANDIR)/man7 \
+		$(D)$(MANDIR)/man8 $(D)$(UDEVRULESDIR) $(D)$(MODULESLOADDIR) \
+		$(D)$(DKMS_TREE)/module $(D)$(DKMS_TREE)/uapi $(D)$(DKMS_TREE)/scripts
+	$(INSTALL) -m 0644 $(LIB_SO_REAL) $(D)$(LIBDIR)/$(LIB_SO_FILE)
+	ln -sfn $(LIB_SO_FILE) $(D)$(LIBDIR)/$(LIB_SONAME)
+	ln -sfn $(LIB_SONAME) $(D)$(LIBDIR)/libspanalloc.so
+	$(INSTALL) -m 0644 $(LIB_A) $(LIB_MALLOC_A) $(D)$(LIBDIR)/
+	$(INSTALL) -m 0644 userlib/spanalloc.h $(D)$(INCLUDEDIR)/spanalloc.h
+	$(INSTALL) -m 0644 uapi/spanalloc.h uapi/spanalloc_classes.h \
+		$(D)$(INCLUDEDIR)/linux/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+		-e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' \
+		dist/spanalloc.pc.in > $(D)$(PKGCONFIGDIR)/spanalloc.pc
+	sed -e "s|^class_bytes=$$|class_bytes='$$(scripts/spanstat --class-bytes)'|" \
+		-e "s|^version=$$|version='$(VERSION)'|" \
+		scripts/spanstat > $(D)$(SBINDIR)/spanstat
+	chmod 0755 $(D)$(SBINDIR)/spanstat
+	for m in $(MAN_PAGES); do \
+		sed 's/@VERSION@/$(VERSION)/' $$m > \
+			$(D)$(MANDIR)/man$${m##*.}/$${m#man/} || exit 1; \
+	done
+	$(INSTALL) -m 0644 dist/60-spanalloc.rules $(D)$(UDEVRULESDIR)/
+	$(INSTALL) -m 0644 dist/spanalloc-modules-load.conf \
+		$(D)$(MODULESLOADDIR)/spanalloc.conf
+	$(INSTALL) -m 0644 Kbuild VERSION $(D)$(DKMS_TREE)/
+	$(INSTALL) -m 0644 dist/dkms.mk $(D)$(DKMS_TREE)/Makefile
+	sed 's/#MODULE_VERSION#/$(VERSION)/' dist/dkms.conf > $(D)$(DKMS_TREE)/dkms.conf
+	$(INSTALL) -m 0644 $(filter module/%,$(MODULE_SRCS)) $(D)$(DKMS_TREE)/module/
+	$(INSTALL) -m 0644 $(filter uapi/%,$(MODULE_SRCS)) $(D)$(DKMS_TREE)/uapi/
+	$(INSTALL) -m 0755 scripts/kconftest $(D)$(DKMS_TREE)/scripts/
+	@[ -n "$(DESTDIR)" ] || [ "$$(id -u)" != 0 ] || ldconfig
+
+uninstall:
+	rm -f $(D)$(LIBDIR)/$(LIB_SO_FILE) $(D)$(LIBDIR)/$(LIB_SONAME) \
+		$(D)$(LIBDIR)/libspanalloc.so $(D)$(LIBDIR)/libspanalloc.a \
+		$(D)$(LIBDIR)/libspanalloc-malloc.a $(D)$(INCLUDEDIR)/spanalloc.h \
+		$(D)$(INCLUDEDIR)/linux/spanalloc.h \
+		$(D)$(INCLUDEDIR)/linux/spanalloc_classes.h \
+		$(D)$(PKGCONFIGDIR)/spanalloc.pc $(D)$(SBINDIR)/spanstat \
+		$(D)$(MANDIR)/man7/spanalloc.7 $(D)$(MANDIR)/man3/libspanalloc.3 \
+		$(D)$(MANDIR)/man8/spanstat.8 $(D)$(UDEVRULESDIR)/60-spanalloc.rules \
+		$(D)$(MODULESLOADDIR)/spanalloc.conf
+	rm -rf $(D)$(DKMS_TREE)
+	-rmdir $(D)$(INCLUDEDIR)/linux 2>/dev/null
+	@[ -n "$(DESTDIR)" ] || [ "$$(id -u)" != 0 ] || ldconfig
+
+# ---- Debian packages -------------------------------------------------------
+# dpkg-buildpackage on a copy of the source in build/deb/ (it writes the
+# .deb files next to the source folder), then lintian on the result.
+deb:
+	@scripts/make-deb
 
 clean:
 	rm -rf $(BUILD) Module.symvers modules.order .*.cmd *.o *.ko *.mod*
