@@ -23,7 +23,9 @@ SOVERSION := 1
 
 # ---- libspanalloc -----------------------------------------------------------
 LIB_CFLAGS := -std=c11 -O2 -g -Wall -Wextra -Werror -fPIC -pthread \
-	      -fvisibility=hidden -ftls-model=initial-exec -MMD -MP -Iuapi
+	      -fvisibility=hidden -ftls-model=initial-exec -MMD -MP -Iuapi \
+	      $(EXTRA_CFLAGS)
+# EXTRA_CFLAGS: more flags for the library (debian/rules: Debian's hardening).
 LIB_SRCS   := $(wildcard userlib/*.c)
 LIB_OBJS   := $(LIB_SRCS:userlib/%.c=$(BUILD)/userlib/%.o)
 # libspanalloc.a keeps only the prefixed API: no malloc overrides, and
