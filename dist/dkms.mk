@@ -14,8 +14,9 @@ all:
 	bash scripts/kconftest $(KDIR) generated/spanalloc_conftest.h
 	$(MAKE) -C $(KDIR) M=$(CURDIR) modules
 
+# Without the kernel's tree: DKMS cleans for kernels whose headers are gone.
 clean:
-	rm -rf generated
-	$(MAKE) -C $(KDIR) M=$(CURDIR) clean
+	rm -rf generated Module.symvers modules.order *.ko *.mod *.mod.c *.o \
+		.*.cmd module/*.o module/.*.cmd .tmp_versions
 
 .PHONY: all clean
