@@ -226,7 +226,7 @@ uninstall:
 # ---- Debian packages -------------------------------------------------------
 # dpkg-buildpackage on a copy of the source in build/deb/ (it writes the
 # .deb files next to the source folder), then lintian on the result.
-deb:
+deb: setup
 	@scripts/make-deb
 
 clean:
