@@ -194,8 +194,8 @@ TEST(pagemap_live_objects)
 }
 
 /*
- * Is a large span of @bytes anonymous memory (split and merged at will),
- * not a whole kernel span?
+ * Is a large span of @bytes anonymous memory (its free pages go back in
+ * any part), not of a kernel region (only as a whole region or its tail)?
  */
 static bool large_is_anon(size_t bytes)
 {
@@ -205,13 +205,12 @@ static bool large_is_anon(size_t bytes)
 
 /*
  * The large page heap: a freed span is one free run mapped at its first
- * and last pages; in anonymous memory a smaller request takes the run's
- * front and the rest stays a run, and freeing it merges them back into
- * one.
+ * and last pages; a smaller request takes the run's front and the rest
+ * stays a run, and freeing it merges them back into one (in anonymous
+ * memory and in kernel regions alike).
  */
 TEST(pageheap_runs)
 {
-	bool split = large_is_anon(4 << 20);
 	struct span_stats st;
 	struct span *r, *s;
 	char *big, *a;
@@ -233,32 +232,25 @@ TEST(pageheap_runs)
 	a = span_malloc(1 << 20);
 	ASSERT_NE(NULL, a);
 	span_stats(&st);
-	if (split) {
-		EXPECT_EQ(big, a);
-		EXPECT_EQ(1, st.large_cached);
-		EXPECT_EQ(3 << 20, st.large_cached_bytes);
-		r = span_pagemap_get((uintptr_t)big + (1 << 20));
-		ASSERT_NE(NULL, r);
-		EXPECT_EQ(SPAN_STATE_CACHED, r->state);
-		EXPECT_EQ((uintptr_t)big + (1 << 20), r->base);
-	} else {
-		/* A kernel span is never split: 4 MiB is too big for 1. */
-		EXPECT_EQ(4 << 20, st.large_cached_bytes);
-	}
+	EXPECT_EQ(big, a);
+	EXPECT_EQ(1, st.large_cached);
+	EXPECT_EQ(3 << 20, st.large_cached_bytes);
+	r = span_pagemap_get((uintptr_t)big + (1 << 20));
+	ASSERT_NE(NULL, r);
+	EXPECT_EQ(SPAN_STATE_CACHED, r->state);
+	EXPECT_EQ((uintptr_t)big + (1 << 20), r->base);
 	s = span_pagemap_get((uintptr_t)a);
 	ASSERT_NE(NULL, s);
 	EXPECT_EQ(SPAN_STATE_LARGE, s->state);
 	span_free(a);
 	span_stats(&st);
-	if (split) {
-		EXPECT_EQ(1, st.large_cached);		/* merged */
-		EXPECT_EQ(4 << 20, st.large_cached_bytes);
-		r = span_pagemap_get((uintptr_t)big);
-		ASSERT_NE(NULL, r);
-		EXPECT_EQ((uintptr_t)big, r->base);
-		EXPECT_EQ(1024, r->pages);
-		EXPECT_EQ(NULL, span_pagemap_get((uintptr_t)big + (1 << 20)));
-	}
+	EXPECT_EQ(1, st.large_cached);		/* merged */
+	EXPECT_EQ(4 << 20, st.large_cached_bytes);
+	r = span_pagemap_get((uintptr_t)big);
+	ASSERT_NE(NULL, r);
+	EXPECT_EQ((uintptr_t)big, r->base);
+	EXPECT_EQ(1024, r->pages);
+	EXPECT_EQ(NULL, span_pagemap_get((uintptr_t)big + (1 << 20)));
 	span_trim();
 	span_stats(&st);
 	EXPECT_EQ(0, st.large_cached);
@@ -267,8 +259,8 @@ TEST(pageheap_runs)
 
 /*
  * Over the byte bound, the oldest run goes back: in anonymous memory only
- * the excess, from its tail (the head stays mapped and reusable), a
- * kernel span whole.
+ * the excess, from its tail (the head stays mapped and reusable), in a
+ * kernel region the whole run (here the whole region).
  */
 TEST(pageheap_bound)
 {
@@ -299,6 +291,83 @@ TEST(pageheap_bound)
 	}
 	_span_opt.large_cache_bytes = saved;
 	span_trim();
+}
+
+/*
+ * Kernel regions: large blocks are cut from one large span of the module
+ * without a system call each; a free run between live blocks stays
+ * (pinned: the module frees only whole spans and tails), a run at the
+ * region's end goes back by shortening the region, and a region that is
+ * all free goes back whole. calloc of pages that were dirty is zeroed.
+ */
+TEST(pageheap_kernel_regions)
+{
+	const size_t K256 = 256 << 10;
+	struct span_stats st0, st;
+	char *a, *b, *c, *z;
+	struct span *r;
+	size_t i, held;
+
+	init();
+	if (strcmp(span_backend(), "kernel"))
+		SKIP(return, "kernel regions are the kernel backend's (backend %s)",
+		     span_backend());
+	span_trim();
+	span_stats(&st0);
+	a = span_malloc(K256);
+	span_stats(&st);
+	ASSERT_NE(NULL, a);
+	EXPECT_EQ(st0.kernel_regions + 1, st.kernel_regions);
+	b = span_malloc(K256);
+	c = span_malloc(K256);
+	ASSERT_NE(NULL, b);
+	ASSERT_NE(NULL, c);
+	span_stats(&st0);
+	EXPECT_EQ(st.backend_calls, st0.backend_calls);	/* no system call */
+	EXPECT_EQ(st.kernel_regions, st0.kernel_regions);
+	EXPECT_EQ(a + K256, b);
+	EXPECT_EQ(b + K256, c);
+
+	memset(b, 0xaa, K256);
+	span_free(b);
+	span_trim();
+	r = span_pagemap_get((uintptr_t)b);
+	ASSERT_NE(NULL, r);		/* pinned between a and c: kept */
+	EXPECT_EQ(SPAN_STATE_CACHED, r->state);
+	EXPECT_EQ(1, r->pinned);
+	EXPECT_EQ(K256 >> SPAN_PAGE_SHIFT, r->pages);
+	z = span_calloc(1, K256);	/* reuses b's dirty pages */
+	ASSERT_EQ(b, z);
+	for (i = 0; i < K256; i++)
+		if (z[i])
+			break;
+	EXPECT_EQ(K256, i);
+	span_free(z);
+
+	r = span_pagemap_get((uintptr_t)a);
+	ASSERT_NE(NULL, r);
+	held = r->region->pages * SPAN_PAGE;
+	EXPECT_LE(3 * K256, held);
+	span_stats(&st0);
+	span_free(c);			/* b + c + the rest: the tail */
+	span_trim();
+	span_stats(&st);
+	EXPECT_EQ(st0.kernel_regions, st.kernel_regions);
+	EXPECT_EQ(st0.kernel_region_bytes - (held - K256),
+		  st.kernel_region_bytes);
+	EXPECT_EQ(NULL, span_pagemap_get((uintptr_t)b));
+	r = span_pagemap_get((uintptr_t)a);
+	ASSERT_NE(NULL, r);
+	EXPECT_EQ(SPAN_STATE_LARGE, r->state);
+	EXPECT_EQ((uintptr_t)a, r->region->base);
+	EXPECT_EQ(K256 >> SPAN_PAGE_SHIFT, r->region->pages);
+
+	span_free(a);			/* the whole region */
+	span_trim();
+	span_stats(&st0);
+	EXPECT_EQ(st.kernel_regions - 1, st0.kernel_regions);
+	EXPECT_EQ(st.kernel_region_bytes - K256, st0.kernel_region_bytes);
+	EXPECT_EQ(NULL, span_pagemap_get((uintptr_t)a));
 }
 
 /* Bins: LIFO, counted, bounded by max, refilled by a batch. */

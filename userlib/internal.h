@@ -108,13 +108,17 @@ struct span {
 	struct span *older;	/* age list of free runs */
 	struct span *newer;
 	uint32_t zero;		/* every page reads as zero (fresh) */
-	struct region *region;	/* anonymous memory: its region; NULL: kernel */
+	uint32_t pinned;	/* a free run that cannot go back yet */
+	struct region *region;	/* the region its pages are carved from;
+				   NULL: a small span of the kernel */
 };
 
-/* Anonymous address space the page heap carves (region.c). */
+/* Address space the page heap carves (region.c). */
 struct region {
 	uintptr_t base;
 	size_t pages;
+	bool kernel;		/* one large span of the module, else
+				   anonymous memory */
 };
 
 struct span_list {
@@ -210,8 +214,8 @@ static inline struct span *span_pagemap_get(uintptr_t a)
  * ------------------------------------------------------------------- */
 
 /*
- * A span of @pages pages for class @cls with its record; NULL + errno.
- * Class 0: a large kernel span (the page heap asks, kernel backend only).
+ * A small span of @pages pages for class @cls (not 0: large spans are the
+ * page heap's) with its record; NULL + errno.
  */
 struct span *_span_span_new(size_t pages, unsigned int cls);
 /*
@@ -314,16 +318,29 @@ void _span_ph_reinit(void);
 void _span_ph_stats(struct span_stats *st);
 
 /* ---------------------------------------------------------------------
- * region.c: anonymous address space for the page heap
+ * region.c: address space for the page heap
  * ------------------------------------------------------------------- */
 
 /*
- * Reserve a region of at least @pages pages (64 MiB when there is room)
- * with its descriptor; NULL + errno.
+ * Reserve an anonymous region of at least @pages pages (64 MiB when there
+ * is room) with its descriptor; NULL + errno.
  */
 struct region *_span_region_new(size_t pages);
-/* Unmap a whole region and free its descriptor; -1 (kept) on failure. */
+/*
+ * A kernel region of at least @pages pages: one large span of the module
+ * (populated and zeroed), with its descriptor; NULL + errno.
+ */
+struct region *_span_region_kernel(size_t pages);
+/*
+ * Give a whole region back (munmap, or SPAN_FREE for a kernel region) and
+ * free its descriptor; -1 (kept) on failure.
+ */
 int _span_region_free(struct region *r);
+/*
+ * Kernel region: shorten it to @pages in place (SPAN_RESIZE); 0 or -1 +
+ * errno. The caller then sets @r->pages.
+ */
+int _span_region_shrink(struct region *r, size_t pages);
 /* Give back the memory of @pages pages at @addr (MADV_DONTNEED). */
 int _span_region_release(uintptr_t addr, size_t pages);
 void _span_region_stats(struct span_stats *st);

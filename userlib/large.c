@@ -14,10 +14,10 @@
  * backend are zero.
  *
  * realloc() keeps the pointer when the span has room; otherwise it
- * resizes the span in place (anonymous memory: growing into the free runs
- * after it, shrinking by giving the tail back; a kernel span:
- * _span_prim_resize()), and failing that the caller copies. Pages are
- * never moved with mremap(): that would cut a hole in a region.
+ * resizes the span in place (growing into the free runs of its region
+ * after it, shrinking by giving the tail back), and failing that the
+ * caller copies. Pages are never moved with mremap(): that would cut a
+ * hole in a region.
  */
 #define _GNU_SOURCE
 #include <errno.h>

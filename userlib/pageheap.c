@@ -4,15 +4,16 @@
  * pages come from and go to. Large spans always come from here; small
  * spans do when they are anonymous memory (span.c asks).
  *
- * Where pages come from (struct span.region):
- *   anonymous  a region of region.c (region != NULL): on the mmap backend
- *              every span, small and large; on the kernel backend large
- *              spans of SPANALLOC_LAZY_MB or more (populated on demand by
- *              page faults, as glibc's are: review H4), and any span the
- *              kernel refused with ENOMEM (a limit, the arena full).
- *   kernel     a span of the module (region == NULL): small spans (prim.c's
- *              stashes) and large spans below the threshold.
- * free() finds its way from the span's record: the region says which.
+ * Where pages come from (struct span.region, region.c):
+ *   anonymous  an anonymous region: on the mmap backend every span, small
+ *              and large; on the kernel backend large spans of
+ *              SPANALLOC_LAZY_MB or more (populated on demand by page
+ *              faults, as glibc's are: review H4), and any span the kernel
+ *              refused with ENOMEM (a limit, the arena full).
+ *   kernel     a kernel region (one large span of the module, populated):
+ *              large spans below the threshold on the kernel backend.
+ * Small spans of the kernel backend (region NULL) are prim.c's stashes'
+ * and never come here. free() finds its way from the span's record.
  *
  * A free run is a struct span in state SPAN_STATE_CACHED: on a size bin
  * (best fit, ties to the lower address) and in the page map at its first
@@ -26,26 +27,28 @@
  *              memory; split, and merged with clean neighbours of the same
  *              region. A region that is one clean run is unmapped (one
  *              region of the default size is kept as a spare);
- *   kernel     a whole kernel span (SPAN_FREE takes span starts only): no
- *              split, no merge. A run up to a third bigger than the
- *              request is handed out whole; up to twice the request it is
- *              trimmed first with _span_prim_resize() (in place, the
- *              tail's frames go back to the kernel); failing both, the
- *              biggest run of at least half the request is grown in place
- *              if the arena pages after it are free. A module without
- *              SPAN_RESIZE answers EOPNOTSUPP once and is not asked again.
+ *   kernel     pages of a kernel region, resident: split at will, merged
+ *              with every free neighbour of the same region (zero only if
+ *              all parts were: calloc skips the memset of fresh frames).
+ *              The module frees only a whole span or its tail, so a kernel
+ *              run goes back only when it is its region's tail (the region
+ *              is shortened) or all of it (the region is freed); one
+ *              between live blocks is *pinned*: it stays, for reuse, on
+ *              no age list and outside the byte bound, until it merges
+ *              into a tail or is taken. A module without SPAN_RESIZE
+ *              answers EOPNOTSUPP once; then only whole regions go back.
  * A request takes a dirty or kernel run first (no fault, no system call),
- * then a clean run (faults, no system call), then a new region or kernel
- * span. realloc grows an anonymous span in place into the runs after it
- * and shrinks it by giving its tail back as a dirty run.
+ * then a clean run (faults, no system call), then a new region. realloc
+ * grows a span in place into the runs after it and shrinks it by giving
+ * its tail back as a dirty (or kernel) run.
  *
- * Giving back: dirty and kernel runs are bounded by bytes,
+ * Giving back: dirty and unpinned kernel runs are bounded by bytes,
  * max(SPANALLOC_LARGE_CACHE_MB, bytes of live large allocations), and by
  * age, SPANALLOC_DECAY_MS; never by their number (with many live blocks
  * the holes between them are many runs, and a count bound gave back a run
  * on nearly every free: the review's H1). Past a bound the oldest go back
  * first: a dirty run's excess tail becomes clean, a kernel run goes back
- * whole. Small spans that central.c gives back have waited out the decay
+ * whole (a region's tail by SPAN_RESIZE, a whole region by SPAN_FREE). Small spans that central.c gives back have waited out the decay
  * already: they become clean at once. The checks run on every large malloc
  * and free and on central.c's periodic sweep. A backend call that fails
  * never makes the library forget memory: the run stays as it was and is
@@ -83,18 +86,20 @@ static struct {
 	struct bins clean;		/* clean runs */
 	struct span *young;		/* age list of dirty runs: newest ... */
 	struct span *old;		/* ... oldest */
-	size_t runs;			/* dirty and kernel runs */
+	size_t runs;			/* dirty and unpinned kernel runs */
 	size_t free_bytes;		/* ... their bytes */
+	size_t pinned;			/* pinned kernel runs */
+	size_t pinned_bytes;
 	size_t clean_bytes;
 	struct region *spare;		/* a whole clean region kept */
 	uint64_t live;
 	uint64_t live_bytes;
 	uint64_t allocs;
 	uint64_t hits;
-	uint64_t anon_bytes;		/* live spans of regions */
+	uint64_t anon_bytes;		/* live spans of anonymous regions */
 	uint64_t fallbacks;
 	uint64_t errors;
-	bool no_resize;			/* kernel module without SPAN_RESIZE */
+	bool no_resize;			/* module without SPAN_RESIZE */
 } ph = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 /* What run_find() may take. */
@@ -114,9 +119,23 @@ static uintptr_t span_end(const struct span *s)
 	return s->base + span_bytes(s);
 }
 
+/* Pages of a kernel region (else of an anonymous one)? */
+static bool in_kernel(const struct span *r)
+{
+	return r->region->kernel;
+}
+
 static bool run_clean(const struct span *r)
 {
-	return r->region && r->zero;
+	return !in_kernel(r) && r->zero;
+}
+
+/* A kernel run that cannot go back now: not its region's tail. */
+static bool kernel_pinned(const struct span *r)
+{
+	const struct region *g = r->region;
+
+	return g->kernel && span_end(r) != g->base + g->pages * SPAN_PAGE;
 }
 
 /* Large spans of this size come from regions, not from the kernel. */
@@ -221,7 +240,7 @@ static struct span *run_at(const struct span *s, uintptr_t a)
 	struct span *r = span_pagemap_get(a);
 
 	return is_run(r) && r->base == a && r->region == s->region &&
-		r->zero == s->zero ? r : NULL;
+		(in_kernel(r) || r->zero == s->zero) ? r : NULL;
 }
 
 /* The run of the same region and kind as @s that ends at @a, or NULL. */
@@ -230,7 +249,7 @@ static struct span *run_before(const struct span *s, uintptr_t a)
 	struct span *r = span_pagemap_get(a - SPAN_PAGE);
 
 	return is_run(r) && span_end(r) == a && r->region == s->region &&
-		r->zero == s->zero ? r : NULL;
+		(in_kernel(r) || r->zero == s->zero) ? r : NULL;
 }
 
 /* @r (stamp set) becomes a run. */
@@ -240,8 +259,12 @@ static void run_add(struct span *r)
 	r->user = 0;
 	bin_add(r);
 	run_mark(r, r);
+	r->pinned = kernel_pinned(r);
 	if (run_clean(r)) {
 		ph.clean_bytes += span_bytes(r);
+	} else if (r->pinned) {
+		ph.pinned++;
+		ph.pinned_bytes += span_bytes(r);
 	} else {
 		age_push(r);
 		ph.runs++;
@@ -255,6 +278,9 @@ static void run_del(struct span *r)
 	bin_del(r);
 	if (run_clean(r)) {
 		ph.clean_bytes -= span_bytes(r);
+	} else if (r->pinned) {
+		ph.pinned--;
+		ph.pinned_bytes -= span_bytes(r);
 	} else {
 		age_del(r);
 		ph.runs--;
@@ -262,10 +288,14 @@ static void run_del(struct span *r)
 	}
 }
 
-/* Run @r becomes [@base, +@pages pages): same kind and age. */
+/*
+ * Run @r becomes [@base, +@pages pages): same kind and age, and the same
+ * end if it is a kernel run (a pinned run stays pinned, a tail a tail).
+ */
 static void run_move(struct span *r, uintptr_t base, size_t pages)
 {
-	size_t *bytes = run_clean(r) ? &ph.clean_bytes : &ph.free_bytes;
+	size_t *bytes = run_clean(r) ? &ph.clean_bytes :
+		r->pinned ? &ph.pinned_bytes : &ph.free_bytes;
 
 	run_mark(r, NULL);
 	bin_del(r);
@@ -280,30 +310,29 @@ static void run_move(struct span *r, uintptr_t base, size_t pages)
 /*
  * Pages of @s (in no run, s->zero and s->stamp_ms set) become a run,
  * merged with its neighbours of the same region and kind; the merged run
- * is as young as its youngest part. Returns the run.
+ * is as young as its youngest part, and zero if all parts were. Returns
+ * the run.
  */
 static struct span *run_insert(struct span *s)
 {
-	struct span *l, *n;
+	struct span *l = run_before(s, s->base), *n = run_at(s, span_end(s));
 
-	if (s->region) {
-		l = run_before(s, s->base);
-		n = run_at(s, span_end(s));
-		if (l) {
-			run_del(l);
-			s->base = l->base;
-			s->pages += l->pages;
-			if (l->stamp_ms > s->stamp_ms)
-				s->stamp_ms = l->stamp_ms;
-			_span_record_drop(l);
-		}
-		if (n) {
-			run_del(n);
-			s->pages += n->pages;
-			if (n->stamp_ms > s->stamp_ms)
-				s->stamp_ms = n->stamp_ms;
-			_span_record_drop(n);
-		}
+	if (l) {
+		run_del(l);
+		s->base = l->base;
+		s->pages += l->pages;
+		s->zero &= l->zero;
+		if (l->stamp_ms > s->stamp_ms)
+			s->stamp_ms = l->stamp_ms;
+		_span_record_drop(l);
+	}
+	if (n) {
+		run_del(n);
+		s->pages += n->pages;
+		s->zero &= n->zero;
+		if (n->stamp_ms > s->stamp_ms)
+			s->stamp_ms = n->stamp_ms;
+		_span_record_drop(n);
 	}
 	run_add(s);
 	return s;
@@ -312,18 +341,11 @@ static struct span *run_insert(struct span *s)
 /* May @r serve @pages as one of @take? */
 static bool run_fits(const struct span *r, size_t pages, unsigned int take)
 {
-	size_t most;
-
 	if (r->pages < pages)
 		return false;
-	if (r->region)
-		return take & (r->zero ? TAKE_CLEAN : TAKE_DIRTY);
-	if (!(take & TAKE_KERNEL))
-		return false;
-	/* A whole kernel span: a third more at most, twice if trimmed. */
-	most = span_load_relaxed(&ph.no_resize) ? pages + pages / 3 :
-		2 * pages;
-	return r->pages <= most;
+	if (in_kernel(r))
+		return take & TAKE_KERNEL;
+	return take & (r->zero ? TAKE_CLEAN : TAKE_DIRTY);
 }
 
 /* Best fit in @b: the smallest run that fits, the lowest of equals. */
@@ -362,30 +384,9 @@ static struct span *run_find(size_t pages, unsigned int take)
 }
 
 /*
- * Kernel: the biggest kernel run of at least half of @pages but less, to
- * grow in place (the arena pages after it may be free); NULL if none.
- */
-static struct span *run_find_grow(size_t pages)
-{
-	struct span *r, *best = NULL;
-	unsigned int i, lo = bin_of(pages / 2 ? pages / 2 : 1);
-
-	if (span_load_relaxed(&ph.no_resize))
-		return NULL;
-	for (i = bin_of(pages) + 1; i-- > lo && !best;) {
-		for (r = ph.dirty.l[i].first; r; r = r->next)
-			if (!r->region && r->pages < pages &&
-			    2 * r->pages >= pages &&
-			    (!best || r->pages > best->pages))
-				best = r;
-	}
-	return best;
-}
-
-/*
  * Take @pages from run @r (lock held): the front as a record of its own
  * (the tail stays a run, as old as it was), or the whole run if it fits
- * exactly, is a kernel span, or no record is to be had.
+ * exactly or no record is to be had.
  */
 static struct span *run_take(struct span *r, size_t pages)
 {
@@ -393,7 +394,7 @@ static struct span *run_take(struct span *r, size_t pages)
 
 	if (r->region == ph.spare)
 		ph.spare = NULL;
-	if (r->pages == pages || !r->region || !(t = _span_record_new())) {
+	if (r->pages == pages || !(t = _span_record_new())) {
 		run_del(r);
 		t = r;
 	} else {
@@ -404,7 +405,7 @@ static struct span *run_take(struct span *r, size_t pages)
 		run_move(r, r->base + pages * SPAN_PAGE, r->pages - pages);
 	}
 	t->next = t->prev = t->older = t->newer = NULL;
-	if (t->region) {
+	if (!in_kernel(t)) {
 		ph.anon_bytes += span_bytes(t);
 		if (t->zero)	/* clean pages become memory again */
 			_span_stats_mapped((int64_t)span_bytes(t));
@@ -438,7 +439,7 @@ static void runs_expire(uint64_t now, bool force, struct span_list *dead)
 		/* Pages over the limit, rounded up. */
 		pages = (ph.free_bytes - limit + SPAN_PAGE - 1) >>
 			SPAN_PAGE_SHIFT;
-		if (!expired && r->region && pages < r->pages &&
+		if (!expired && !in_kernel(r) && pages < r->pages &&
 		    (t = _span_record_new())) {
 			/* Only the excess: the oldest run's tail goes. */
 			run_move(r, r->base, r->pages - pages);
@@ -495,6 +496,44 @@ static void unmap_regions(struct span_list *unmap)
 }
 
 /*
+ * Kernel run @r (off every list, no lock held) goes back: its whole
+ * region (SPAN_FREE), or its region's tail (SPAN_RESIZE). True if it did;
+ * else the caller keeps it.
+ */
+static bool kernel_release(struct span *r)
+{
+	struct region *g = r->region;
+	size_t keep = (r->base - g->base) >> SPAN_PAGE_SHIFT;
+	struct span *p;
+
+	if (!keep) {
+		if (_span_region_free(g) != 0)
+			return false;
+	} else {
+		if (span_load_relaxed(&ph.no_resize))
+			return false;
+		if (_span_region_shrink(g, keep) != 0) {
+			if (errno == EOPNOTSUPP)
+				span_store_relaxed(&ph.no_resize, true);
+			return false;
+		}
+		pthread_mutex_lock(&ph.lock);
+		g->pages = keep;
+		/* A run freed meanwhile at the new end is a tail now. */
+		p = span_pagemap_get(g->base + (keep - 1) * SPAN_PAGE);
+		if (is_run(p) && p->pinned && !kernel_pinned(p)) {
+			run_del(p);
+			run_add(p);
+		}
+		pthread_mutex_unlock(&ph.lock);
+	}
+	span_add_relaxed(&_span_cnt.prim_frees, 1);
+	_span_stats_mapped(-(int64_t)span_bytes(r));
+	_span_record_drop(r);
+	return true;
+}
+
+/*
  * Give back what runs_expire() took (no lock held): kernel runs to the
  * kernel, dirty runs' pages with MADV_DONTNEED (they become clean runs),
  * then regions that are one clean run. What fails is kept and tried again
@@ -502,18 +541,20 @@ static void unmap_regions(struct span_list *unmap)
  */
 static void release(struct span_list *dead, bool force)
 {
-	struct span_list kernel = { 0 }, unmap = { 0 };
+	struct span_list unmap = { 0 };
 	struct span *r;
 
 	while ((r = dead->first)) {
-		int err;
+		int err = 0;
 
 		_span_list_remove(dead, r);
-		if (!r->region) {
-			_span_list_push(&kernel, r);
-			continue;
+		if (in_kernel(r)) {
+			if (kernel_release(r))
+				continue;
+			err = -1;
+		} else {
+			err = _span_region_release(r->base, r->pages);
 		}
-		err = _span_region_release(r->base, r->pages);
 		pthread_mutex_lock(&ph.lock);
 		if (err) {
 			ph.errors++;
@@ -526,12 +567,10 @@ static void release(struct span_list *dead, bool force)
 		region_maybe_unmap(r, force, &unmap);
 		pthread_mutex_unlock(&ph.lock);
 	}
-	if (kernel.count)
-		_span_span_release_list(&kernel);
 	unmap_regions(&unmap);
 }
 
-/* ---- anonymous pages and kernel spans ---- */
+/* ---- anonymous pages and kernel regions ---- */
 
 /*
  * @pages of anonymous memory with a record of their own (state FREE): a
@@ -580,47 +619,55 @@ static struct span *anon_take(size_t pages)
 }
 
 /*
- * A large kernel span of @pages; on ENOMEM the caches go back and it tries
- * once more. NULL + errno.
+ * @pages of a kernel region with a record of their own: a kernel run's
+ * front, or a new region's. On ENOMEM the caches go back and it tries once
+ * more. NULL + errno.
  */
 static struct span *kernel_take(size_t pages)
 {
+	bool reclaimed = false;
+	struct region *g;
 	struct span *r;
 
 	if (_span_kernel_refusing())
 		return NULL;
-	r = _span_span_new(pages, 0);
-	if (!r && errno == ENOMEM) {
-		_span_reclaim();
-		r = _span_span_new(pages, 0);
+	for (;;) {
+		pthread_mutex_lock(&ph.lock);
+		r = run_find(pages, TAKE_KERNEL);
+		if (r)
+			r = run_take(r, pages);
+		pthread_mutex_unlock(&ph.lock);
+		if (r)
+			return r;
+		g = _span_region_kernel(pages);
+		if (!g) {
+			span_add_relaxed(&_span_cnt.prim_errors, 1);
+			if (reclaimed || errno != ENOMEM) {
+				_span_kernel_refused();
+				return NULL;
+			}
+			_span_reclaim();
+			reclaimed = true;
+			continue;
+		}
+		r = _span_record_new();
+		if (!r) {
+			(void)_span_region_free(g);
+			errno = ENOMEM;
+			return NULL;
+		}
+		span_add_relaxed(&_span_cnt.prim_allocs, 1);
+		_span_stats_mapped((int64_t)(g->pages * SPAN_PAGE));
+		r->base = g->base;
+		r->pages = g->pages;
+		r->region = g;
+		r->zero = 1;	/* the kernel hands out zeroed pages */
+		r->stamp_ms = _span_now_ms();
+		pthread_mutex_lock(&ph.lock);
+		run_insert(r);
+		pthread_mutex_unlock(&ph.lock);
 	}
-	if (!r) {
-		_span_kernel_refused();
-		return NULL;
-	}
-	r->zero = 1;	/* the kernel hands out zeroed pages */
-	return r;
 }
-
-/*
- * Resize the whole kernel span @s to @pages in place (SPAN_RESIZE) and
- * count the change in the mapped bytes; the caller sets @s->pages. False if
- * the kernel cannot, remembering a module that lacks the command.
- */
-static bool kernel_resize(struct span *s, size_t pages)
-{
-	if (_span_prim_resize((void *)s->base, s->pages, pages) !=
-	    (void *)s->base) {
-		if (errno == EOPNOTSUPP)
-			span_store_relaxed(&ph.no_resize, true);
-		return false;
-	}
-	_span_stats_mapped(((int64_t)pages - (int64_t)s->pages) *
-			   (int64_t)SPAN_PAGE);
-	return true;
-}
-
-static void ph_free_run(struct span *r);
 
 /* ---- what large.c and span.c ask for ---- */
 
@@ -636,21 +683,9 @@ struct span *_span_ph_alloc(size_t pages)
 	r = run_find(pages, TAKE_DIRTY | (anon ? 0 : TAKE_KERNEL));
 	if (r)
 		r = run_take(r, pages);
-	else if (!anon && (r = run_find_grow(pages)))
-		r = run_take(r, r->pages);
 	pthread_mutex_unlock(&ph.lock);
 	release(&dead, false);
 
-	/* A kernel span too small: grow it in place; too big: trim it. */
-	if (r && !r->region && (r->pages < pages ||
-				r->pages - pages > r->pages / 4)) {
-		if (kernel_resize(r, pages)) {
-			r->pages = pages;
-		} else {
-			ph_free_run(r);
-			r = NULL;
-		}
-	}
 	hit = r;
 	if (!r && !anon) {
 		r = kernel_take(pages);
@@ -673,24 +708,6 @@ struct span *_span_ph_alloc(size_t pages)
 	return r;
 }
 
-/* A run taken but not used goes back as it was (dirty or not). */
-static void ph_free_run(struct span *r)
-{
-	struct span_list dead = { 0 };
-	uint64_t now = _span_now_ms();
-
-	pthread_mutex_lock(&ph.lock);
-	if (r->region)
-		ph.anon_bytes -= span_bytes(r);
-	if (run_clean(r))
-		_span_stats_mapped(-(int64_t)span_bytes(r));
-	r->stamp_ms = now;
-	run_insert(r);
-	runs_expire(now, false, &dead);
-	pthread_mutex_unlock(&ph.lock);
-	release(&dead, false);
-}
-
 void _span_ph_free(struct span *s)
 {
 	struct span_list dead = { 0 };
@@ -699,7 +716,7 @@ void _span_ph_free(struct span *s)
 	pthread_mutex_lock(&ph.lock);
 	ph.live--;
 	ph.live_bytes -= span_bytes(s);
-	if (s->region)
+	if (!in_kernel(s))
 		ph.anon_bytes -= span_bytes(s);
 	s->zero = 0;
 	s->stamp_ms = now;
@@ -736,10 +753,10 @@ void _span_ph_small_free(struct span_list *l)
 }
 
 /*
- * Anonymous span @s grows in place into the runs after it (dirty or
- * clean, of its region), or gives its tail back as a dirty run.
+ * Span @s grows in place into the free runs of its region after it, or
+ * gives its tail back as a run.
  */
-static bool resize_anon(struct span *s, size_t pages)
+static bool resize_run(struct span *s, size_t pages)
 {
 	struct span_list dead = { 0 };
 	uint64_t now = _span_now_ms();
@@ -762,14 +779,14 @@ static bool resize_anon(struct span *s, size_t pages)
 		while (ok && need) {
 			n = span_pagemap_get(span_end(s));
 			if (n->pages > need) {
-				if (n->zero)
+				if (run_clean(n))
 					_span_stats_mapped((int64_t)(need * SPAN_PAGE));
 				run_move(n, n->base + need * SPAN_PAGE,
 					 n->pages - need);
 				s->pages += need;
 				break;
 			}
-			if (n->zero)
+			if (run_clean(n))
 				_span_stats_mapped((int64_t)span_bytes(n));
 			if (n->region == ph.spare)
 				ph.spare = NULL;
@@ -799,19 +816,12 @@ bool _span_ph_resize(struct span *s, size_t pages)
 
 	if (pages == s->pages)
 		return true;
-	if (s->region) {
-		if (!resize_anon(s, pages))
-			return false;
-	} else {
-		if (span_load_relaxed(&ph.no_resize) ||
-		    !kernel_resize(s, pages))
-			return false;
-		s->pages = pages;
-	}
+	if (!resize_run(s, pages))
+		return false;
 	pthread_mutex_lock(&ph.lock);
 	ph.live_bytes += pages * SPAN_PAGE;
 	ph.live_bytes -= old * SPAN_PAGE;
-	if (s->region) {
+	if (!in_kernel(s)) {
 		ph.anon_bytes += pages * SPAN_PAGE;
 		ph.anon_bytes -= old * SPAN_PAGE;
 	}
@@ -856,8 +866,8 @@ void _span_ph_stats(struct span_stats *st)
 	pthread_mutex_lock(&ph.lock);
 	st->large_live = ph.live;
 	st->large_live_bytes = ph.live_bytes;
-	st->large_cached = ph.runs;
-	st->large_cached_bytes = ph.free_bytes;
+	st->large_cached = ph.runs + ph.pinned;
+	st->large_cached_bytes = ph.free_bytes + ph.pinned_bytes;
 	st->large_allocs = ph.allocs;
 	st->large_cache_hits = ph.hits;
 	st->released_bytes = ph.clean_bytes;

@@ -150,29 +150,6 @@ void _span_record_drop(struct span *s)
 	record_free(s);
 }
 
-/* A large kernel span of @pages (the page heap asks); NULL + errno. */
-static struct span *large_kernel(size_t pages)
-{
-	struct span *s = _span_record_new();
-	void *mem;
-
-	if (!s)
-		return NULL;
-	mem = _span_prim_alloc(pages, 0);
-	if (!mem) {
-		span_add_relaxed(&_span_cnt.prim_errors, 1);
-		record_free(s);
-		errno = ENOMEM;
-		return NULL;
-	}
-	s->base = (uintptr_t)mem;
-	s->bump = s->base;
-	s->pages = pages;
-	span_add_relaxed(&_span_cnt.prim_allocs, 1);
-	_span_stats_mapped((int64_t)(pages * SPAN_PAGE));
-	return s;
-}
-
 /* When the kernel last refused a span even after a reclaim (ms), or 0. */
 static uint64_t kernel_refused_ms;
 
@@ -248,8 +225,6 @@ struct span *_span_span_new(size_t pages, unsigned int cls)
 	bool kernel = _span_prim_backend() == SPAN_BACKEND_KERNEL;
 	struct span *s = NULL;
 
-	if (!cls)
-		return large_kernel(pages);
 	if (kernel)
 		s = small_kernel(pages, cls);
 	if (!s)		/* the mmap backend, or the kernel said no */

@@ -107,6 +107,10 @@ struct span_stats {
 					   was opened again because the
 					   program closed or replaced the
 					   library's descriptor */
+	uint64_t kernel_regions;	/* kernel backend: large spans of
+					   the module that the page heap
+					   carves into large blocks */
+	uint64_t kernel_region_bytes;
 };
 
 /* Fill in @st. Thread-safe; takes the allocator's locks briefly. */

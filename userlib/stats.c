@@ -118,14 +118,17 @@ static void stats_print_backend(int fd)
 		"device reopened %llu times\n"
 		"spanalloc: anonymous: %llu regions (%llu KiB), %llu KiB "
 		"given back, %llu KiB in spans, %llu fallbacks, "
-		"%llu reclaims\n",
+		"%llu reclaims\n"
+		"spanalloc: kernel regions: %llu (%llu KiB)\n",
 		(unsigned long long)st.backend_calls,
 		(unsigned long long)st.stashed_spans, KIB(st.stashed_bytes),
 		(unsigned long long)st.backend_reopens,
 		(unsigned long long)st.regions, KIB(st.region_bytes),
 		KIB(st.released_bytes), KIB(st.anon_span_bytes),
 		(unsigned long long)st.anon_fallbacks,
-		(unsigned long long)st.reclaims);
+		(unsigned long long)st.reclaims,
+		(unsigned long long)st.kernel_regions,
+		KIB(st.kernel_region_bytes));
 	if (n > 0)
 		_span_write_str(fd, buf);
 }
