@@ -3,15 +3,23 @@
  * malloc_units: libspanalloc's components one by one, through their
  * internal (_span_) interfaces: the size-class table and its lookup, the
  * divisibility and index constants free() relies on, the page map, the
- * thread cache's bins, and the generated header against the runtime
- * table.
+ * page heap's runs and regions, the thread cache's bins, the options
+ * (ignored in a setuid program), and the generated header against the
+ * runtime table.
  */
 #define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "internal.h"
 #include "kselftest_harness.h"
@@ -397,6 +405,97 @@ TEST(thread_cache_bins)
 		span_free(x);
 	}
 	EXPECT_LE(bin->count, _span_classes[cls].cap);
+}
+
+#define CHILD_ENV	"MALLOC_UNITS_CHILD"
+#define NOBODY		65534
+
+/* Copy file @from to @to with mode @mode; 0 or -1. */
+static int copy_file(const char *from, const char *to, mode_t mode)
+{
+	int in = open(from, O_RDONLY), out;
+	char buf[65536];
+	ssize_t n;
+
+	if (in < 0)
+		return -1;
+	out = open(to, O_WRONLY | O_CREAT | O_TRUNC, mode);
+	if (out < 0) {
+		close(in);
+		return -1;
+	}
+	while ((n = read(in, buf, sizeof(buf))) > 0)
+		if (write(out, buf, (size_t)n) != n) {
+			n = -1;
+			break;
+		}
+	close(in);
+	close(out);
+	return n < 0 ? -1 : 0;
+}
+
+/*
+ * Run @exe as user and group nobody with SPANALLOC_DECAY_MS=4321: 1 if
+ * the library took the setting, 0 if not, -1 if it could not run.
+ */
+static int decay_as_nobody(const char *exe)
+{
+	char *envp[] = { CHILD_ENV "=1", "SPANALLOC_DECAY_MS=4321", NULL };
+	int status;
+	pid_t pid = fork();
+
+	if (pid < 0)
+		return -1;
+	if (!pid) {
+		if (setgroups(0, NULL) || setgid(NOBODY) || setuid(NOBODY))
+			_exit(126);
+		execle(exe, exe, (char *)NULL, envp);
+		_exit(127);
+	}
+	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
+	    WEXITSTATUS(status) > 1)
+		return -1;
+	return WEXITSTATUS(status);
+}
+
+/*
+ * In a program that runs with privileges its caller lacks (AT_SECURE:
+ * here a setuid-root copy of this test run by nobody), the SPANALLOC_
+ * variables are ignored (review L12); without the setuid bit the same
+ * copy, run the same way, takes them.
+ */
+TEST(options_ignored_when_secure)
+{
+	char dir[] = "/tmp/malloc_units.XXXXXX", exe[64];
+	struct statvfs vfs;
+	int plain, secure;
+
+	if (geteuid())
+		SKIP(return, "root needed to make a setuid copy");
+	if (!mkdtemp(dir))
+		SKIP(return, "mkdtemp: %s", strerror(errno));
+	snprintf(exe, sizeof(exe), "%s/copy", dir);
+	if (chmod(dir, 0755) || copy_file("/proc/self/exe", exe, 0755) ||
+	    statvfs(dir, &vfs) || (vfs.f_flag & ST_NOSUID)) {
+		unlink(exe);
+		rmdir(dir);
+		SKIP(return, "no setuid copy possible in %s", dir);
+	}
+	plain = decay_as_nobody(exe);
+	secure = chmod(exe, 04755) ? -1 : decay_as_nobody(exe);
+	unlink(exe);
+	rmdir(dir);
+	EXPECT_EQ(1, plain);
+	EXPECT_EQ(0, secure);
+}
+
+/* A child of options_ignored_when_secure: did SPANALLOC_DECAY_MS count? */
+__attribute__((constructor)) static void maybe_child(void)
+{
+	if (!getenv(CHILD_ENV))
+		return;
+	init();
+	_exit(_span_opt.decay_ms == 4321);
 }
 
 TEST_HARNESS_MAIN

@@ -7,6 +7,13 @@
  * nothing yet; _span_env() then reads /proc/self/environ with plain
  * open/read, no allocation.
  *
+ * In a program that runs with privileges its caller lacks (setuid,
+ * setgid, file capabilities: AT_SECURE), every variable is ignored, as
+ * glibc's secure_getenv() does and for the same reason: the environment
+ * is the unprivileged caller's, and SPANALLOC_STATS would make the program
+ * write to a descriptor, the others change how much memory it holds
+ * (review L12). The defaults apply.
+ *
  *   SPANALLOC_BACKEND=kernel|mmap  force a backend (read by prim.c)
  *   SPANALLOC_ARENA_MB=N           kernel arena size (read by prim.c)
  *   SPANALLOC_STATS=1              print the statistics to stderr at exit
@@ -23,6 +30,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -89,6 +97,8 @@ static const char *env_from_proc(const char *name)
 
 const char *_span_env(const char *name)
 {
+	if (getauxval(AT_SECURE))
+		return NULL;
 	if (environ)
 		return getenv(name);
 	return env_from_proc(name);
