@@ -6,8 +6,9 @@
  * call per step (H1); a heap with every other span empty in a few
  * mappings, its memory back after the decay (H2); calloc(8 GiB) lazy
  * (H4); the kernel refusing spans (a full arena) answered with anonymous
- * memory (H4); ENOMEM under RLIMIT_AS and the module's heap limit answered
- * by giving the caches back (M1), as far as glibc gets.
+ * memory (H4); ENOMEM under RLIMIT_AS, the module's heap limit and a
+ * memory cgroup's memory.max answered by giving the caches back (M1), as
+ * far as glibc gets.
  *
  * Links libspanalloc.a and calls the span_ names; the program's own
  * malloc is glibc's, the peer some tests measure against. Tests that need
@@ -37,6 +38,9 @@
 #define MIB	((size_t)1 << 20)
 #define GIB	((size_t)1 << 30)
 #define CHILD_ENV	"MALLOC_PAGEHEAP_CHILD"
+
+/* fill_after_free() writes a byte here per MiB of small objects, or -1. */
+static int progress_fd = -1;
 
 static bool backend_is(const char *name)
 {
@@ -374,6 +378,9 @@ static int fill_after_free(void *(*alloc)(size_t), void (*release)(void *),
 		if (!p)
 			break;
 		memset(p, 2, 256);
+		if (progress_fd >= 0 && (n + 1) % (MIB / 256) == 0 &&
+		    write(progress_fd, "", 1) != 1)
+			return 0;
 	}
 	return (int)(n * 256 / MIB);
 }
@@ -441,15 +448,10 @@ static int param(const char *path, char *get, size_t len, const char *set)
 /*
  * The same on the kernel backend with every heap held to 64 MiB of frames
  * (the module's heap_max_frames; SPAN_ALLOC says ENOMEM past it): 28 MiB
- * of large blocks (1.75 MiB: kernel spans) freed, then small objects up
+ * of large blocks (1.75 MiB: kernel regions) freed, then small objects up
  * to 48 MiB. Before, the freed blocks' frames stayed cached and small
  * mallocs failed at about 34 MiB; now they go back and the span is asked
- * for again.
- *
- * (A memory cgroup's memory.max was the first try: there the module's
- * span records, charged to the cgroup, can call the cgroup's OOM killer
- * when the cgroup is full, where its frames would say ENOMEM; a module
- * issue, so the limit here is the module's own.)
+ * for again. (memcg_max_as_far_as_glibc: the same under a memory cgroup.)
  */
 TEST(heap_limit_as_far_as_glibc)
 {
@@ -471,14 +473,124 @@ TEST(heap_limit_as_far_as_glibc)
 	EXPECT_EQ(glibc, span);
 }
 
+#define CGROOT		"/sys/fs/cgroup"
+#define PROGRESS_ENV	"MALLOC_PAGEHEAP_PROGRESS_FD"
+
+/* Write @val to @dir/@file; 0 or -1 with errno. */
+static int cg_write(const char *dir, const char *file, const char *val)
+{
+	char path[512];
+	int fd, err = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	fd = open(path, O_WRONLY);
+	if (fd < 0)
+		return -1;
+	if (write(fd, val, strlen(val)) != (ssize_t)strlen(val))
+		err = errno ? errno : EIO;
+	close(fd);
+	errno = err;
+	return err ? -1 : 0;
+}
+
+/*
+ * Run this program again as @mode in memory cgroup @cg (moved there
+ * before exec, so its whole heap is made and charged there): the MiB of
+ * small objects it reached, counted as it goes, so a child the cgroup's
+ * OOM killer ends still counts. *@killed says whether a signal ended it.
+ */
+static int run_in_memcg(const char *cg, const char *mode, bool *killed)
+{
+	char exe[4096], m[64], fdenv[64], pidbuf[32], c;
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	int p[2], status, reached = 0;
+	pid_t pid;
+
+	if (n <= 0 || pipe(p))
+		return -1;
+	exe[n] = 0;
+	snprintf(m, sizeof(m), "%s=%s", CHILD_ENV, mode);
+	snprintf(fdenv, sizeof(fdenv), "%s=%d", PROGRESS_ENV, p[1]);
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (!pid) {
+		close(p[0]);
+		snprintf(pidbuf, sizeof(pidbuf), "%d", getpid());
+		if (cg_write(cg, "cgroup.procs", pidbuf))
+			_exit(126);
+		putenv(m);
+		putenv(fdenv);
+		execl(exe, exe, (char *)NULL);
+		_exit(127);
+	}
+	close(p[1]);
+	while (read(p[0], &c, 1) == 1)
+		reached++;
+	close(p[0]);
+	if (waitpid(pid, &status, 0) != pid)
+		return -1;
+	*killed = WIFSIGNALED(status);
+	if (WIFEXITED(status) && WEXITSTATUS(status) >= 126)
+		return -1;
+	return reached;
+}
+
+/*
+ * Under a memory cgroup of 64 MiB (memory.max, no swap), on either
+ * backend: 28 MiB of large blocks written and freed, then 256-byte
+ * objects up to 48 MiB. glibc gives the freed blocks back and gets there;
+ * spanalloc must too: its cached runs go back when the kernel says ENOMEM
+ * (the module answers ENOMEM at the cgroup's limit, since e987891, where
+ * it once called the cgroup's OOM killer from inside the ioctl).
+ */
+TEST(memcg_max_as_far_as_glibc)
+{
+	char cg[256];
+	bool gk = false, sk = false;
+	int glibc, span;
+
+	if (geteuid())
+		SKIP(return, "root needed to make a memory cgroup");
+	if (access(CGROOT "/cgroup.controllers", F_OK))
+		SKIP(return, "no cgroup2 at " CGROOT);
+	/* The memory controller for the root's children (may be on). */
+	(void)cg_write(CGROOT, "cgroup.subtree_control", "+memory");
+	snprintf(cg, sizeof(cg), CGROOT "/malloc_pageheap.%d", getpid());
+	if (mkdir(cg, 0755) && errno != EEXIST)
+		SKIP(return, "cannot make %s: %s", cg, strerror(errno));
+	if (cg_write(cg, "memory.max", "64M")) {
+		rmdir(cg);
+		SKIP(return, "no memory controller in %s", cg);
+	}
+	/* No swap: what does not fit fails or is killed, not swapped. */
+	if (cg_write(cg, "memory.swap.max", "0") && errno != ENOENT) {
+		rmdir(cg);
+		SKIP(return, "cannot set memory.swap.max: %s", strerror(errno));
+	}
+	glibc = run_in_memcg(cg, "memcg-glibc", &gk);
+	span = run_in_memcg(cg, "memcg-span", &sk);
+	rmdir(cg);
+	TH_LOG("%s: small objects after freeing 28 MiB in a 64 MiB memory "
+	       "cgroup: glibc %d MiB%s, spanalloc %d MiB%s", span_backend(),
+	       glibc, gk ? " (killed)" : "", span, sk ? " (killed)" : "");
+	ASSERT_LT(0, glibc);
+	EXPECT_LE(glibc, span);
+	EXPECT_FALSE(sk);
+}
+
 /* This program run again by run_again(): @mode says what to do. */
 static int child_main(const char *mode)
 {
+	const char *fd = getenv(PROGRESS_ENV);
+
+	if (fd)
+		progress_fd = atoi(fd);
 	if (!strcmp(mode, "fallback"))
 		return fallback_child();
-	if (!strcmp(mode, "limit-glibc"))
+	if (!strcmp(mode, "limit-glibc") || !strcmp(mode, "memcg-glibc"))
 		return fill_after_free(malloc, free, 16, 7 * MIB / 4, 48);
-	if (!strcmp(mode, "limit-span"))
+	if (!strcmp(mode, "limit-span") || !strcmp(mode, "memcg-span"))
 		return fill_after_free(span_malloc, span_free, 16, 7 * MIB / 4,
 				       48);
 	return 127;
