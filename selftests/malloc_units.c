@@ -363,6 +363,8 @@ TEST(pageheap_kernel_regions)
 	EXPECT_EQ(st0.kernel_regions, st.kernel_regions);
 	EXPECT_EQ(st0.kernel_region_bytes - (held - K256),
 		  st.kernel_region_bytes);
+	/* A shortened region is no span given back (review L10). */
+	EXPECT_EQ(st0.backend_frees, st.backend_frees);
 	EXPECT_EQ(NULL, span_pagemap_get((uintptr_t)b));
 	r = span_pagemap_get((uintptr_t)a);
 	ASSERT_NE(NULL, r);
@@ -375,7 +377,53 @@ TEST(pageheap_kernel_regions)
 	span_stats(&st0);
 	EXPECT_EQ(st.kernel_regions - 1, st0.kernel_regions);
 	EXPECT_EQ(st.kernel_region_bytes - K256, st0.kernel_region_bytes);
+	EXPECT_EQ(st.backend_frees + 1, st0.backend_frees);
+	EXPECT_LE(st0.backend_frees, st0.backend_allocs);
 	EXPECT_EQ(NULL, span_pagemap_get((uintptr_t)a));
+}
+
+/*
+ * realloc of a large block grows and shrinks in place within its kernel
+ * region while a fork() child shares the heap's frames, without a system
+ * call (review L7: a block that was a kernel span of its own was resized
+ * with SPAN_RESIZE, which the module refuses with EBUSY while a relative
+ * shares the span, so every realloc paid a failing ioctl and copied).
+ */
+TEST(realloc_in_place_after_fork)
+{
+	const size_t K256 = 256 << 10;
+	struct span_stats st0, st;
+	char *a, *r, c;
+	int p[2], status;
+	pid_t pid;
+
+	init();
+	if (strcmp(span_backend(), "kernel"))
+		SKIP(return, "a kernel backend test (backend %s)", span_backend());
+	a = span_malloc(K256);
+	ASSERT_NE(NULL, a);
+	memset(a, 7, K256);
+	ASSERT_EQ(0, pipe(p));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		close(p[1]);
+		_exit(read(p[0], &c, 1) == 0 ? 0 : 1);
+	}
+	close(p[0]);
+	span_stats(&st0);
+	r = span_realloc(a, K256 / 4);	/* the tail goes back as a run */
+	EXPECT_EQ(a, r);
+	r = span_realloc(a, K256);	/* and is taken again */
+	EXPECT_EQ(a, r);
+	span_stats(&st);
+	EXPECT_EQ(st0.backend_calls, st.backend_calls);
+	EXPECT_EQ(st0.backend_errors, st.backend_errors);
+	EXPECT_EQ(7, r[K256 / 4 - 1]);
+	close(p[1]);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_EQ(0, status);
+	span_free(r);
 }
 
 /* Bins: LIFO, counted, bounded by max, refilled by a batch. */

@@ -509,6 +509,8 @@ static bool kernel_release(struct span *r)
 	if (!keep) {
 		if (_span_region_free(g) != 0)
 			return false;
+		/* A span back; a shortened region is not (review L10). */
+		span_add_relaxed(&_span_cnt.prim_frees, 1);
 	} else {
 		if (span_load_relaxed(&ph.no_resize))
 			return false;
@@ -527,7 +529,6 @@ static bool kernel_release(struct span *r)
 		}
 		pthread_mutex_unlock(&ph.lock);
 	}
-	span_add_relaxed(&_span_cnt.prim_frees, 1);
 	_span_stats_mapped(-(int64_t)span_bytes(r));
 	_span_record_drop(r);
 	return true;
