@@ -642,9 +642,11 @@ static uint32_t pick_class(struct thr *t)
 	return chance(&t->r, 30) ? 0 : 1 + below(&t->r, SPANALLOC_MAX_SIZE_CLASS);
 }
 
-static int room_for(struct thr *t, uint64_t pages)
+/* Room in the shadow for @spans more spans of @pages pages in all? */
+static int room_for(struct thr *t, uint64_t spans, uint64_t pages)
 {
-	return t->nspans < MAX_SPANS - 1 && t->live_pages + pages <= MAX_LIVE_PAGES;
+	return t->nspans + spans <= MAX_SPANS &&
+	       t->live_pages + pages <= MAX_LIVE_PAGES;
 }
 
 static void op_alloc(struct thr *t)
@@ -679,7 +681,7 @@ static void op_alloc(struct thr *t)
 			  a.flags || a.reserved[0] || a.reserved[1] || a.addr;
 		huge = a.pages > ARENA_PAGES;
 	}
-	if (!invalid && !huge && !room_for(t, a.pages))
+	if (!invalid && !huge && !room_for(t, 1, a.pages))
 		return;
 	ret = dev_ioctl(t, SPANALLOC_IOC_SPAN_ALLOC, &a);
 	if (invalid) {
@@ -752,7 +754,8 @@ static void op_alloc_batch(struct thr *t)
 		}
 	}
 	want = b.count;
-	if (!bad && !room_for(t, (uint64_t)b.pages * b.count))
+	if (!bad && !badptr &&
+	    !room_for(t, b.count, (uint64_t)b.pages * b.count))
 		return;
 	ret = dev_ioctl(t, SPANALLOC_IOC_SPAN_ALLOC_BATCH, &b);
 	if (bad) {
@@ -947,7 +950,7 @@ static void op_resize(struct thr *t)
 		expect(t, "SPAN_RESIZE with a bad field", ret, EINVAL, 0);
 		return;
 	}
-	if (np > s->pages && !room_for(t, np - s->pages))
+	if (np > s->pages && !room_for(t, 0, np - s->pages))
 		return;
 	if (chance(&t->r, 5))
 		z.pages = ARENA_PAGES + 1 + below(&t->r, 1000);
