@@ -1710,8 +1710,9 @@ static void op_fork(struct thr *t, int kill_it)
 
 	if (P.depth >= MAX_DEPTH)
 		return;
+	/* SEQPACKET: a child that dies before it sends ends the parent's recv */
 	passing = !kill_it && chance(&t->r, 30) &&
-		  !socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv);
+		  !socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv);
 	pthread_rwlock_wrlock(&P.fdlock);
 	pid = fork();
 	if (pid < 0) {
@@ -1772,6 +1773,7 @@ static void op_fork(struct thr *t, int kill_it)
 		if (passing) {
 			int fd = open(DEV, O_RDWR | O_CLOEXEC);
 
+			close(sv[1]);
 			if (fd >= 0 && send_fd(sv[0], fd))
 				failf(t, "send_fd: %s", strerror(errno));
 		}
@@ -1784,9 +1786,10 @@ static void op_fork(struct thr *t, int kill_it)
 	}
 	pthread_rwlock_unlock(&P.fdlock);
 	if (passing) {
-		int fd = recv_fd(sv[1]);
+		int fd;
 
 		close(sv[0]);
+		fd = recv_fd(sv[1]);
 		close(sv[1]);
 		pthread_rwlock_wrlock(&P.fdlock);
 		if (fd >= 0 && P.nfds < MAX_FDS)
@@ -2165,6 +2168,14 @@ static int stamp_device(void)
 	return 0;
 }
 
+static volatile sig_atomic_t alarmed;
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+	alarmed = 1;
+}
+
 static void usage(void)
 {
 	fprintf(stderr,
@@ -2187,7 +2198,7 @@ int main(int argc, char **argv)
 {
 	long base[NR_COUNTERS], end[NR_COUNTERS];
 	static pid_t workers[1024];
-	int c, bad = 0, n = 0, first, last;
+	int c, bad = 0, n = 0, first, last, hung = 0;
 	unsigned long total;
 	double took;
 	size_t len = 0;
@@ -2264,9 +2275,25 @@ int main(int argc, char **argv)
 			_exit(worker_main(w));
 		workers[w] = pid;
 	}
+	/* A worker still running 300 s after the deadline is hung: kill it. */
+	if (opt.deadline) {
+		struct sigaction sa = { .sa_handler = on_alarm };
+
+		sigaction(SIGALRM, &sa, NULL);	/* no SA_RESTART: wait() returns */
+		alarm((unsigned int)opt.deadline + 300);
+	}
 	for (;;) {
 		int status;
 		pid_t pid = wait(&status);
+
+		if (pid < 0 && errno == EINTR && alarmed) {
+			printf("# workers still running 300 s after the deadline: killed\n");
+			hung = 1;
+			for (int w = first; w <= last; w++)
+				kill(workers[w], SIGKILL);
+			alarmed = 0;
+			continue;
+		}
 
 		int is_worker = 0;
 
@@ -2334,9 +2361,11 @@ int main(int argc, char **argv)
 		printf("ok 2 counters back at baseline (frames %ld, pool %ld, heaps %ld, spans %ld)\n",
 		       end[0], end[1], end[3], end[4]);
 	}
-	if (total >= (opt.kills ? opt.kills : 1))
+	if (hung)
+		printf("not ok 3 workers hung after %lu operations\n", total);
+	else if (total >= (opt.kills ? opt.kills : 1))
 		printf("ok 3 %lu operations ran\n", total);
 	else
 		printf("not ok 3 only %lu operations ran\n", total);
-	return (atomic_load(&sh->failures) || bad || n) ? 1 : 0;
+	return (atomic_load(&sh->failures) || bad || n || hung) ? 1 : 0;
 }
