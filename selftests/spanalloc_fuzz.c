@@ -2016,13 +2016,16 @@ static void one_op(struct thr *t)
 static void run_ops(struct thr *t, unsigned long n)
 {
 	for (unsigned long i = 0; i < n; i++) {
+		/*
+		 * At every operation: one fork() runs its child's and
+		 * grandchild's operations, minutes of them on a slow guest.
+		 */
+		if (opt.deadline && now() - t_start > opt.deadline)
+			break;
 		one_op(t);
 		t->done++;
-		if ((t->done & 255) == 0) {
+		if ((t->done & 255) == 0)
 			flush_ops(t);
-			if (opt.deadline && now() - t_start > opt.deadline)
-				break;
-		}
 	}
 	flush_ops(t);
 }
