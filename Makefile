@@ -10,6 +10,8 @@
 #                      (PREFIX=/usr/local, DESTDIR=; see README "Install")
 # make uninstall       removes what make install put there
 # make deb             the Debian packages, in build/deb/ (debian/)
+# make fuzz            the fuzzer on the debug kernel (FUZZ_KERNEL, FUZZ_OPS, ...)
+# make trinity         trinity against the device on the debug kernel
 
 KERNEL  ?= 6.12
 KERNELS := 6.1 6.12 debug
@@ -59,7 +61,7 @@ TEST_MALLOC := malloc_glibc
 TEST_STATIC := malloc_static
 
 .PHONY: all module modules userlib selftests check demo bench setup \
-	debug-kernel checkpatch clean help install uninstall deb
+	debug-kernel checkpatch clean help install uninstall deb fuzz trinity
 
 all: module userlib selftests
 
@@ -145,6 +147,32 @@ $(DEMO_BIN): scripts/demo/spandemo.c $(LIB_A)
 demo: module userlib $(DEMO_BIN)
 	@echo "== booting $(KERNEL) under QEMU (TCG), loading spanalloc.ko"
 	@scripts/vm-run --kernel $(KERNEL) -- scripts/demo/guest
+
+# The fuzzer (selftests/spanalloc_fuzz.c, scripts/fuzz) in one VM boot.
+# FUZZ_SEED, FUZZ_PROCS, FUZZ_THREADS, FUZZ_OPS, FUZZ_FAULT_OPS, FUZZ_KILLS,
+# FUZZ_TIME go to scripts/fuzz; FUZZ_KERNEL (debug) picks the kernel.
+FUZZ_KERNEL  ?= debug
+FUZZ_TIMEOUT ?= 21600
+FUZZ_VARS    := FUZZ_SEED FUZZ_PROCS FUZZ_THREADS FUZZ_OPS FUZZ_FAULT_OPS \
+		FUZZ_KILLS FUZZ_TIME
+
+fuzz: setup userlib selftests
+	@[ $(FUZZ_KERNEL) != debug ] || scripts/build-debug-kernel
+	@scripts/build-module $(FUZZ_KERNEL)
+	@scripts/vm-run --kernel $(FUZZ_KERNEL) --mem 1536M \
+		--timeout $(FUZZ_TIMEOUT) $(foreach v,$(FUZZ_VARS),$(if $($(v)),--env $(v)=$($(v)))) \
+		-- scripts/fuzz
+
+# Trinity as nobody with the device as its victim file (scripts/trinity):
+# TRINITY_SYSCALLS, TRINITY_CHILDREN, TRINITY_SEED.
+TRINITY_VARS := TRINITY_SYSCALLS TRINITY_CHILDREN TRINITY_SEED
+
+trinity: setup
+	@[ $(FUZZ_KERNEL) != debug ] || scripts/build-debug-kernel
+	@scripts/build-module $(FUZZ_KERNEL)
+	@scripts/vm-run --kernel $(FUZZ_KERNEL) --mem 1536M \
+		--timeout $(FUZZ_TIMEOUT) $(foreach v,$(TRINITY_VARS),$(if $($(v)),--env $(v)=$($(v)))) \
+		-- scripts/trinity
 
 bench: setup
 	@scripts/bench

@@ -213,7 +213,12 @@ static vm_fault_t spanalloc_view_fault(struct vm_fault *vmf)
 	}
 	page = view_page(heap, index);
 	if (IS_ERR(page)) {
-		ret = VM_FAULT_OOM;
+		/*
+		 * SIGBUS, as a span's fault (span.c): VM_FAULT_OOM outside a
+		 * memory cgroup OOM only retries the fault, forever at a
+		 * cgroup limit nothing can be reclaimed from.
+		 */
+		ret = VM_FAULT_SIGBUS;
 		goto out_unlock;
 	}
 	get_page(page);

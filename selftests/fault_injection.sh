@@ -4,7 +4,8 @@
 # failures (failslab, fail_page_alloc), on kernels that have them (the
 # debug kernel). Only allocations made with spanalloc.ko on the stack fail
 # (require-start/-end: the module's address range), and only in the
-# ioctl-heavy tests (fork_isolation, spanalloc_test), which run with
+# ioctl-heavy tests (fork_isolation, spanalloc_test, and spanalloc_fuzz in
+# its fault mode: random sequences of every call), which run with
 # /proc/self/make-it-fail set: every SPAN_* ioctl, fork(), fault and
 # mmap path of the module meets failures, the rest of the kernel none. Their
 # own verdicts are not counted (allocations fail on purpose). What is judged:
@@ -35,6 +36,7 @@ fi
 runs=(
 	"fork_isolation"
 	"spanalloc_test -f dev"
+	"spanalloc_fuzz -p 2 -n 60 -f"
 )
 echo "1..$((2 * ${#runs[@]} * 2))"
 n=0

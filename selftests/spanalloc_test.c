@@ -1638,6 +1638,117 @@ TEST_F(dev, view_follows_a_new_arena)
 	munmap(view, bytes);
 }
 
+/*
+ * Make the next page allocation with spanalloc.ko on the stack of a task
+ * with make-it-fail fail, once (fail_page_alloc, the debug kernel). 0 when
+ * set up, -1 when the kernel cannot (the caller skips).
+ */
+static int fail_next_module_page(void)
+{
+	static const char *const knobs[][2] = {
+		{ "probability", "100" }, { "interval", "1" }, { "times", "1" },
+		{ "space", "0" }, { "verbose", "0" }, { "task-filter", "Y" },
+		{ "ignore-gfp-wait", "N" }, { "ignore-gfp-highmem", "N" },
+		{ "min-order", "0" }, { "stacktrace-depth", "32" },
+	};
+	const char *dir = "/sys/kernel/debug/fail_page_alloc/";
+	unsigned long size, base = 0;
+	char path[128], line[256], name[64], val[32];
+	FILE *f = fopen("/proc/modules", "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "%63s %lu %*s %*s %*s %lx", name, &size, &base) == 3 &&
+		    !strcmp(name, "spanalloc"))
+			break;
+		else
+			base = 0;
+	fclose(f);
+	if (!base)
+		return -1;
+	for (size_t i = 0; i < sizeof(knobs) / sizeof(knobs[0]) + 2; i++) {
+		const char *k, *v;
+
+		if (i < sizeof(knobs) / sizeof(knobs[0])) {
+			k = knobs[i][0];
+			v = knobs[i][1];
+		} else {
+			k = i == sizeof(knobs) / sizeof(knobs[0]) ?
+			    "require-start" : "require-end";
+			snprintf(val, sizeof(val), "%lu",
+				 k[8] == 's' ? base : base + size);
+			v = val;
+		}
+		snprintf(path, sizeof(path), "%s%s", dir, k);
+		f = fopen(path, "w");
+		if (!f) {
+			if (!strcmp(k, "ignore-gfp-highmem") || !strcmp(k, "min-order"))
+				continue;
+			return -1;
+		}
+		fprintf(f, "%s\n", v);
+		if (fclose(f))
+			return -1;
+	}
+	return 0;
+}
+
+static void fail_page_alloc_off(void)
+{
+	FILE *f = fopen("/sys/kernel/debug/fail_page_alloc/probability", "w");
+
+	if (f) {
+		fputs("0\n", f);
+		fclose(f);
+	}
+}
+
+/*
+ * A view page the module cannot build raises SIGBUS, as a span's fault
+ * does: it used to answer VM_FAULT_OOM, which outside a memory cgroup OOM
+ * only retries the fault ("Huh VM_FAULT_OOM leaked out"), forever when
+ * nothing can be reclaimed (found reviewing the view for the fuzzer's fault
+ * mode: the fuzzer itself cannot tell a retried fault from a slow one).
+ */
+TEST_F(dev, view_page_without_memory_is_sigbus)
+{
+	uint64_t *view;
+	size_t bytes;
+	char *a;
+	int status;
+	pid_t pid;
+
+	if (geteuid())
+		SKIP(return, "needs root for fail_page_alloc");
+	view = map_view(self->fd, PROT_READ, MAP_SHARED, &bytes);
+	ASSERT_NE(NULL, view);
+	ASSERT_EQ(0, span_alloc(self->fd, 1, 3, (void **)&a));
+	if (fail_next_module_page())
+		SKIP(munmap(view, bytes); return,
+		     "no fail_page_alloc with a stack filter (the debug kernel has it)");
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		/* The child's view is built from its own heap: not yet. */
+		int fd = open("/proc/self/make-it-fail", O_WRONLY);
+
+		if (fd < 0 || write(fd, "1", 1) != 1)
+			_exit(2);
+		alarm(20);
+		(void)*(volatile uint64_t *)&view[(a - self->arena) / self->page];
+		_exit(0);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	fail_page_alloc_off();
+	ASSERT_TRUE(WIFSIGNALED(status));
+	EXPECT_EQ(SIGBUS, WTERMSIG(status));
+	/* The parent's view is built as usual. */
+	EXPECT_EQ(3, SPANALLOC_VIEW_CLASS(view_of(view, self->arena, a,
+						  self->page)));
+	munmap(view, bytes);
+}
+
 TEST_F(dev, view_is_read_only)
 {
 	uint64_t *view;
