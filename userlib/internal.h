@@ -85,30 +85,37 @@ enum span_state {
 	SPAN_STATE_PAGES,	/* span_pages_alloc(): the program's (pages.c) */
 };
 
+/*
+ * Three cache lines, each written by one party, so that free()'s reads
+ * do not share a line with what central writes under its lock (review
+ * M2): line 0 is set when the span is made (and, for large spans, by the
+ * page heap under its lock) and read by free()'s fast path; line 1 is the
+ * central lists' (small spans, under the class lock); line 2 the page
+ * heap's age list. Records are 64-byte aligned (span.c's meta_alloc).
+ */
 struct span {
-	/* Read by free()'s fast path: keep first. */
+	/* Line 0: read by free()'s fast path; keep base first. */
 	uintptr_t base;		/* first byte of the span */
 	uint64_t magic;		/* span_class.magic; 0: large */
 	uint64_t limit;		/* span_class.limit; 0: large */
 	uint32_t cls;		/* size class, 0 for large */
-	uint32_t state;		/* enum span_state */
-	/* Small spans: under the class's central lock. */
+	uint32_t nobjs;
+	size_t pages;
+	uintptr_t user;		/* large: the pointer handed out */
+	struct region *region;	/* anonymous memory: its region; NULL: kernel */
+	uint32_t zero;		/* every page reads as zero (fresh) */
+	/* Line 1: small spans' central state, under the class's lock. */
+	_Alignas(64) uint32_t state;	/* enum span_state */
+	uint32_t nfree;		/* free objects: free list + tail */
 	void *free;		/* objects given back to this span */
 	uintptr_t bump;		/* first never-used object */
-	uint32_t nfree;		/* free objects: free list + tail */
-	uint32_t nobjs;
 	uint64_t *freemap;	/* bit per object: 1 = not handed out */
-	/* Both kinds. */
-	size_t pages;
 	struct span *next;	/* list links: central, large cache, records */
 	struct span *prev;
 	uint64_t stamp_ms;	/* when it became empty or cached */
-	uintptr_t user;		/* large: the pointer handed out */
-	/* Large spans and free runs (pageheap.c), under its lock. */
-	struct span *older;	/* age list of free runs */
+	/* Line 2: large spans and free runs (pageheap.c), under its lock. */
+	_Alignas(64) struct span *older;	/* age list of free runs */
 	struct span *newer;
-	uint32_t zero;		/* every page reads as zero (fresh) */
-	struct region *region;	/* anonymous memory: its region; NULL: kernel */
 };
 
 /* Anonymous address space the page heap carves (region.c). */
