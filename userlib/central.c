@@ -104,6 +104,11 @@ uint32_t _span_central_refill(unsigned int cls, uint32_t want, void **chain)
 	void *head = NULL, **tailp = &head;
 	uint32_t n = 0;
 
+	/* A whole batch from the transfer cache: no span touched. */
+	if (want == sc->batch && (head = _span_transfer_get(cls))) {
+		*chain = head;
+		return want;
+	}
 	pthread_mutex_lock(&c->lock);
 	while (n < want) {
 		struct span *s = c->partial.first;
@@ -187,13 +192,17 @@ static void span_put(struct central *c, struct span *s, void *obj,
 	}
 }
 
-void _span_central_drain(unsigned int cls, void *head, uint32_t n)
+/*
+ * Put @n objects of @cls chained from @head back into their spans, and
+ * move the class's expired empty spans onto @dead. The per-object work:
+ * only when the transfer cache is full, or a sweep empties it.
+ */
+static void central_put_chain(unsigned int cls, void *head, uint32_t n,
+			      struct span_list *dead, uint64_t *now)
 {
 	struct central *c = &centrals[cls];
-	struct span_list dead = { 0 };
 	struct span *s = NULL;
 	uintptr_t lo = 0, hi = 0;
-	uint64_t now = 0;
 
 	pthread_mutex_lock(&c->lock);
 	while (n--) {
@@ -208,15 +217,26 @@ void _span_central_drain(unsigned int cls, void *head, uint32_t n)
 			lo = s->base;
 			hi = s->base + s->pages * SPAN_PAGE;
 		}
-		span_put(c, s, obj, &now);
+		span_put(c, s, obj, now);
 	}
 	c->drains++;
 	if (c->empty.count) {
-		if (!now)
-			now = _span_now_ms();
-		central_expire(c, now, false, &dead);
+		if (!*now)
+			*now = _span_now_ms();
+		central_expire(c, *now, false, dead);
 	}
 	pthread_mutex_unlock(&c->lock);
+}
+
+void _span_central_drain(unsigned int cls, void *head, uint32_t n)
+{
+	struct span_list dead = { 0 };
+	uint64_t now = 0;
+
+	/* A whole batch goes to the transfer cache while it has room. */
+	if (n == _span_classes[cls].batch && _span_transfer_put(cls, head))
+		return;
+	central_put_chain(cls, head, n, &dead, &now);
 	_span_span_release_list(&dead);
 	if (now)
 		central_maybe_sweep(now);
@@ -230,7 +250,14 @@ void _span_central_collect(bool force)
 
 	for (cls = 1; cls < SPAN_NUM_CLASSES; cls++) {
 		struct central *c = &centrals[cls];
+		void *chains[SPAN_TRANSFER_SLOTS];
+		uint32_t k = _span_transfer_take_idle(cls, force, chains);
+		uint64_t t = now;
 
+		/* Batches nobody asked for during the interval: to their spans. */
+		while (k--)
+			central_put_chain(cls, chains[k], _span_classes[cls].batch,
+					  &dead, &t);
 		if (!span_load_relaxed(&c->empty.count))
 			continue;
 		if (force)
@@ -260,7 +287,7 @@ bool _span_central_has_free(struct span *s, uintptr_t a)
 		free = i < s->nobjs && (s->freemap[i / 64] >> (i % 64) & 1);
 	}
 	pthread_mutex_unlock(&c->lock);
-	return free;
+	return free || _span_transfer_has(s->cls, (void *)a);
 }
 
 void _span_central_lock_all(void)
@@ -269,12 +296,14 @@ void _span_central_lock_all(void)
 
 	for (cls = 0; cls < SPAN_NUM_CLASSES; cls++)
 		pthread_mutex_lock(&centrals[cls].lock);
+	_span_transfer_lock_all();
 }
 
 void _span_central_unlock_all(void)
 {
 	unsigned int cls = SPAN_NUM_CLASSES;
 
+	_span_transfer_unlock_all();
 	while (cls--)
 		pthread_mutex_unlock(&centrals[cls].lock);
 }
@@ -285,6 +314,7 @@ void _span_central_reinit(void)
 
 	for (cls = 0; cls < SPAN_NUM_CLASSES; cls++)
 		pthread_mutex_init(&centrals[cls].lock, NULL);
+	_span_transfer_reinit();
 }
 
 uint64_t _span_central_class_free(unsigned int cls)
@@ -298,7 +328,7 @@ uint64_t _span_central_class_free(unsigned int cls)
 	for (s = c->partial.first; s; s = s->next)
 		objs += s->nfree;
 	pthread_mutex_unlock(&c->lock);
-	return objs;
+	return objs + _span_transfer_objects(cls);
 }
 
 void _span_central_stats(struct span_stats *st)
@@ -318,7 +348,8 @@ void _span_central_stats(struct span_stats *st)
 		st->small_span_bytes += c->spans * sc->pages * SPAN_PAGE;
 		st->small_empty_spans += c->empty.count;
 		st->small_central_free_bytes += (free_objs +
-			c->empty.count * (uint64_t)sc->nobjs) * sc->size;
+			c->empty.count * (uint64_t)sc->nobjs +
+			_span_transfer_objects(cls)) * sc->size;
 		st->refills += c->refills;
 		st->drains += c->drains;
 		pthread_mutex_unlock(&c->lock);

@@ -274,6 +274,29 @@ uint64_t _span_central_class_free(unsigned int cls);
 bool _span_central_has_free(struct span *s, uintptr_t a);
 
 /* ---------------------------------------------------------------------
+ * transfer.c: whole batches between thread caches
+ * ------------------------------------------------------------------- */
+
+#define SPAN_TRANSFER_SLOTS	8
+
+/* Keep @chain, a NULL-terminated batch of @cls; false when full. */
+bool _span_transfer_put(unsigned int cls, void *chain);
+/* A batch of @cls (NULL-terminated), or NULL when there is none. */
+void *_span_transfer_get(unsigned int cls);
+/*
+ * Take out the batches of @cls not asked for since the last call (all if
+ * @force) into @out (room for SPAN_TRANSFER_SLOTS); how many.
+ */
+uint32_t _span_transfer_take_idle(unsigned int cls, bool force, void **out);
+/* Is @p in one of @cls's batches? (walks them: cold paths only) */
+bool _span_transfer_has(unsigned int cls, const void *p);
+/* Objects of @cls held (unlocked read: for stats). */
+uint64_t _span_transfer_objects(unsigned int cls);
+void _span_transfer_lock_all(void);
+void _span_transfer_unlock_all(void);
+void _span_transfer_reinit(void);
+
+/* ---------------------------------------------------------------------
  * cache.c: the thread cache's slow paths
  * ------------------------------------------------------------------- */
 
