@@ -44,6 +44,18 @@ static struct central centrals[SPAN_NUM_CLASSES] = {
 
 static uint64_t last_sweep_ms;
 
+/*
+ * A refill reserves never-used objects of up to this many spans under the
+ * lock and links them after: the first writes to a fresh span (its page
+ * faults, on the mmap backend) happen outside the critical section.
+ */
+#define REFILL_RANGES	4
+
+struct fresh_range {
+	uintptr_t start;
+	uint32_t count;
+};
+
 static uint32_t obj_index(const struct span *s, uintptr_t a)
 {
 	return (uint32_t)(((uint64_t)(a - s->base) *
@@ -56,6 +68,33 @@ static void freemap_take(struct span *s, uintptr_t a)
 	uint32_t i = obj_index(s, a);
 
 	s->freemap[i / 64] &= ~(1ULL << (i % 64));
+}
+
+/* Objects [@a, @a + @k objects) of @s leave central, never used before. */
+static void freemap_take_range(struct span *s, uintptr_t a, uint32_t k)
+{
+	uint32_t i = obj_index(s, a), end = i + k;
+
+	while (i < end) {
+		uint32_t w = i / 64, hi = end - w * 64 < 64 ? end - w * 64 : 64;
+		uint64_t bits = hi == 64 ? ~0ULL : (1ULL << hi) - 1;
+
+		bits &= ~0ULL << (i % 64);
+		s->freemap[w] &= ~bits;
+		i = (w + 1) * 64;
+	}
+}
+
+/* Link @k objects of @size from @start after *@tailp; the new tail link. */
+static void **link_range(void **tailp, uintptr_t start, uint32_t k,
+			 uint32_t size)
+{
+	while (k--) {
+		*tailp = (void *)start;
+		tailp = (void **)start;
+		start += size;
+	}
+	return tailp;
 }
 
 /* Object @a comes back: a bit already 1 means it was freed twice. */
@@ -102,7 +141,8 @@ uint32_t _span_central_refill(unsigned int cls, uint32_t want, void **chain)
 	const struct span_class *sc = &_span_classes[cls];
 	struct central *c = &centrals[cls];
 	void *head = NULL, **tailp = &head;
-	uint32_t n = 0;
+	struct fresh_range fresh[REFILL_RANGES];
+	uint32_t n = 0, nfresh = 0, i;
 
 	/* A whole batch from the transfer cache: no span touched. */
 	if (want == sc->batch && (head = _span_transfer_get(cls))) {
@@ -141,24 +181,31 @@ uint32_t _span_central_refill(unsigned int cls, uint32_t want, void **chain)
 			n++;
 		}
 		end = s->base + (uintptr_t)s->nobjs * sc->size;
-		while (n < want && s->bump < end) {
-			void *obj = (void *)s->bump;
+		if (n < want && s->bump < end) {
+			uint32_t k = (uint32_t)((end - s->bump) / sc->size);
 
-			s->bump += sc->size;
-			freemap_take(s, (uintptr_t)obj);
-			*tailp = obj;
-			tailp = obj;
-			s->nfree--;
-			n++;
+			if (nfresh == REFILL_RANGES)
+				break;	/* the chain is long enough */
+			if (k > want - n)
+				k = want - n;
+			fresh[nfresh].start = s->bump;
+			fresh[nfresh++].count = k;
+			freemap_take_range(s, s->bump, k);
+			s->bump += (uintptr_t)k * sc->size;
+			s->nfree -= k;
+			n += k;
 		}
 		if (!s->nfree) {
 			_span_list_remove(&c->partial, s);
 			s->state = SPAN_STATE_FULL;
 		}
 	}
-	*tailp = NULL;
 	c->refills++;
 	pthread_mutex_unlock(&c->lock);
+	/* Never-used objects are linked outside the lock (their first touch). */
+	for (i = 0; i < nfresh; i++)
+		tailp = link_range(tailp, fresh[i].start, fresh[i].count, sc->size);
+	*tailp = NULL;
 	*chain = head;
 	/* Refills sweep too: a program that only allocates gives back. */
 	central_maybe_sweep(_span_now_ms());
