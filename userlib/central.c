@@ -4,11 +4,16 @@
  *
  * A class keeps its spans that have free objects (partial), and its spans
  * whose objects are all free (empty), newest first. Thread caches refill
- * and drain here in batches (struct span_class.batch objects), so the
- * class lock is taken once per batch, never per malloc or free. A free
- * from another thread than the allocating one costs nothing extra: it
- * lands in the freeing thread's bin and comes back here with its batch,
- * where the object returns to its own span's free list.
+ * and drain in batches (struct span_class.batch objects), and a whole
+ * batch goes first through the class's transfer cache (transfer.c): a
+ * drain parks its chain there and a refill takes one, in O(1), so the
+ * class lock below is taken only when that cache is full or empty. A free
+ * from another thread than the allocating one lands in the freeing
+ * thread's bin; its batch reaches the next thread that refills through
+ * the transfer cache, or comes back here, where each object returns to
+ * its own span's free list (per-object work under the class lock, the
+ * part that is left). A refill reserves never-used objects under the lock
+ * and links them after it.
  *
  * An empty span is reused first (newest first); one left empty for
  * SPANALLOC_DECAY_MS goes back to the backend, which unmaps its frames, so
@@ -20,7 +25,7 @@
  *
  * Lock order: a class lock is never held while taking another lock of
  * this library, except by the fork handler, which takes every class lock
- * in class order, then large.c's, then the page map's, then the records',
+ * in class order, then every transfer lock (transfer.c), then large.c's, then the page map's, then the records',
  * then the backend's stash locks (leaves: prim.c takes no other lock).
  */
 #define _GNU_SOURCE
@@ -146,8 +151,8 @@ uint32_t _span_central_refill(unsigned int cls, uint32_t want, void **chain)
 
 	/* A whole batch from the transfer cache: no span touched. */
 	if (want == sc->batch && (head = _span_transfer_get(cls))) {
-		*chain = head;
-		return want;
+		n = want;
+		goto out_sweep;
 	}
 	pthread_mutex_lock(&c->lock);
 	while (n < want) {
@@ -206,6 +211,7 @@ uint32_t _span_central_refill(unsigned int cls, uint32_t want, void **chain)
 	for (i = 0; i < nfresh; i++)
 		tailp = link_range(tailp, fresh[i].start, fresh[i].count, sc->size);
 	*tailp = NULL;
+out_sweep:
 	*chain = head;
 	/* Refills sweep too: a program that only allocates gives back. */
 	central_maybe_sweep(_span_now_ms());

@@ -13,6 +13,8 @@
  *   bin      one size class of a thread cache: a free list and its count.
  *   central  one size class shared by all threads: spans with free objects,
  *            empty spans waiting to decay (central.c).
+ *   transfer one size class's whole batches on their way from a draining
+ *            thread cache to a refilling one (transfer.c).
  *   run      free pages in the page heap (pageheap.c), a record in state
  *            CACHED.
  *   region   anonymous address space reserved at once, carved into spans
@@ -25,8 +27,9 @@
  *     of the large page heap (state CACHED) maps only its first and last
  *     pages. So free() finds a large span only at the exact pointer, and a
  *     freed one in state CACHED (a double free) or nowhere.
- *   - An object is in exactly one place: handed out, in one bin, in its
- *     span's free list, or in the span's never-used tail (>= span->bump).
+ *   - An object is in exactly one place: handed out, in one bin, in a
+ *     transfer cache's batch, in its span's free list, or in the span's
+ *     never-used tail (>= span->bump).
  *   - span->nfree counts the free-list and tail objects; nfree == nobjs
  *     means empty, nfree == 0 means full (on no central list).
  *   - An object is at least SPAN_MIN_OBJECT (16) bytes: word 0 is the free
@@ -34,7 +37,8 @@
  *     bin and is cleared when malloc hands it out, so free() of an object
  *     that is already in the calling thread's bin is seen at once.
  *   - Bins and their objects are touched only by the owning thread;
- *     everything in central is under that class's lock.
+ *     everything in central is under that class's lock, a transfer cache
+ *     under its own.
  */
 #ifndef SPANALLOC_INTERNAL_H
 #define SPANALLOC_INTERNAL_H
