@@ -72,7 +72,7 @@ static void freemap_take(struct span *s, uintptr_t a)
 {
 	uint32_t i = obj_index(s, a);
 
-	s->freemap[i / 64] &= ~(1ULL << (i % 64));
+	span_and_relaxed(&s->freemap[i / 64], ~(1ULL << (i % 64)));
 }
 
 /* Objects [@a, @a + @k objects) of @s leave central, never used before. */
@@ -85,7 +85,7 @@ static void freemap_take_range(struct span *s, uintptr_t a, uint32_t k)
 		uint64_t bits = hi == 64 ? ~0ULL : (1ULL << hi) - 1;
 
 		bits &= ~0ULL << (i % 64);
-		s->freemap[w] &= ~bits;
+		span_and_relaxed(&s->freemap[w], ~bits);
 		i = (w + 1) * 64;
 	}
 }
@@ -102,7 +102,10 @@ static void **link_range(void **tailp, uintptr_t start, uint32_t k,
 	return tailp;
 }
 
-/* Object @a comes back: a bit already 1 means it was freed twice. */
+/*
+ * Object @a comes back: a bit already 1 means it was freed twice. Atomic,
+ * so that drains do it before they take the class lock.
+ */
 static void freemap_put(struct span *s, uintptr_t a)
 {
 	uint32_t i = obj_index(s, a);
@@ -110,9 +113,8 @@ static void freemap_put(struct span *s, uintptr_t a)
 
 	if (i >= s->nobjs)
 		_span_invalid("free", (void *)a, "past the last object of its span");
-	if (s->freemap[i / 64] & bit)
+	if (span_fetch_or_relaxed(&s->freemap[i / 64], bit) & bit)
 		_span_invalid("free", (void *)a, "double free");
-	s->freemap[i / 64] |= bit;
 }
 
 /* Move the empty spans of @c whose decay expired onto @out (lock held). */
@@ -218,22 +220,36 @@ out_sweep:
 	return n;
 }
 
-/* Put @obj back into its span @s (class lock held). */
-static void span_put(struct central *c, struct span *s, void *obj,
-		     uint64_t *now)
+/*
+ * A drain sorts its objects by span before it takes the lock: a group is
+ * one span's objects, linked, with their count (at most DRAIN_GROUPS
+ * spans per lock hold).
+ */
+#define DRAIN_GROUPS	8
+
+struct drain_group {
+	struct span *span;
+	void *head, *tail;
+	uint32_t count;
+};
+
+/* Splice group @g into its span's free list (class lock held): O(1). */
+static void span_splice(struct central *c, struct drain_group *g,
+			uint64_t *now)
 {
-	if (s->state != SPAN_STATE_FULL && s->state != SPAN_STATE_PARTIAL)
-		_span_invalid("free", obj, "double free");
-	if (s->free == obj || s->nfree >= s->nobjs)
-		_span_invalid("free", obj, "double free");
-	freemap_put(s, (uintptr_t)obj);
-	*(void **)obj = s->free;
-	s->free = obj;
+	struct span *s = g->span;
+
+	if ((s->state != SPAN_STATE_FULL && s->state != SPAN_STATE_PARTIAL) ||
+	    s->nfree + g->count > s->nobjs)
+		_span_invalid("free", g->head, "double free");
+	*(void **)g->tail = s->free;
+	s->free = g->head;
 	if (s->state == SPAN_STATE_FULL) {
 		s->state = SPAN_STATE_PARTIAL;
 		_span_list_push(&c->partial, s);
 	}
-	if (++s->nfree == s->nobjs) {
+	s->nfree += g->count;
+	if (s->nfree == s->nobjs) {
 		_span_list_remove(&c->partial, s);
 		s->state = SPAN_STATE_EMPTY;
 		s->free = NULL;
@@ -245,19 +261,40 @@ static void span_put(struct central *c, struct span *s, void *obj,
 	}
 }
 
+/* Splice @n groups under the class lock; expired empty spans onto @dead. */
+static void central_splice(struct central *c, struct drain_group *g,
+			   uint32_t n, struct span_list *dead, uint64_t *now)
+{
+	uint32_t i;
+
+	pthread_mutex_lock(&c->lock);
+	for (i = 0; i < n; i++)
+		span_splice(c, &g[i], now);
+	c->drains++;
+	if (c->empty.count) {
+		if (!*now)
+			*now = _span_now_ms();
+		central_expire(c, *now, false, dead);
+	}
+	pthread_mutex_unlock(&c->lock);
+}
+
 /*
  * Put @n objects of @cls chained from @head back into their spans, and
- * move the class's expired empty spans onto @dead. The per-object work:
- * only when the transfer cache is full, or a sweep empties it.
+ * move the class's expired empty spans onto @dead. Only when the transfer
+ * cache is full, or a sweep empties it. The per-object work (page map,
+ * freemap bit, sorting by span) is done before the lock; under it, one
+ * splice per span.
  */
 static void central_put_chain(unsigned int cls, void *head, uint32_t n,
 			      struct span_list *dead, uint64_t *now)
 {
 	struct central *c = &centrals[cls];
+	struct drain_group g[DRAIN_GROUPS];
 	struct span *s = NULL;
 	uintptr_t lo = 0, hi = 0;
+	uint32_t ng = 0, i = 0;
 
-	pthread_mutex_lock(&c->lock);
 	while (n--) {
 		void *obj = head;
 		uintptr_t a = (uintptr_t)obj;
@@ -270,15 +307,23 @@ static void central_put_chain(unsigned int cls, void *head, uint32_t n,
 			lo = s->base;
 			hi = s->base + s->pages * SPAN_PAGE;
 		}
-		span_put(c, s, obj, now);
+		freemap_put(s, a);
+		if (i == ng || g[i].span != s) {
+			for (i = 0; i < ng && g[i].span != s; i++)
+				;
+			if (i == DRAIN_GROUPS) {
+				central_splice(c, g, ng, dead, now);
+				ng = i = 0;
+			}
+			if (i == ng)
+				g[ng++] = (struct drain_group){ .span = s, .tail = obj };
+		}
+		*(void **)obj = g[i].head;
+		g[i].head = obj;
+		g[i].count++;
 	}
-	c->drains++;
-	if (c->empty.count) {
-		if (!*now)
-			*now = _span_now_ms();
-		central_expire(c, *now, false, dead);
-	}
-	pthread_mutex_unlock(&c->lock);
+	if (ng)
+		central_splice(c, g, ng, dead, now);
 }
 
 void _span_central_drain(unsigned int cls, void *head, uint32_t n)
@@ -337,7 +382,8 @@ bool _span_central_has_free(struct span *s, uintptr_t a)
 	    s->state == SPAN_STATE_EMPTY) {
 		uint32_t i = obj_index(s, a);
 
-		free = i < s->nobjs && (s->freemap[i / 64] >> (i % 64) & 1);
+		free = i < s->nobjs &&
+		       (span_load_relaxed(&s->freemap[i / 64]) >> (i % 64) & 1);
 	}
 	pthread_mutex_unlock(&c->lock);
 	return free || _span_transfer_has(s->cls, (void *)a);

@@ -67,6 +67,8 @@
 #define span_store_release(p, v)	__atomic_store_n((p), (v), __ATOMIC_RELEASE)
 #define span_add_relaxed(p, v)		__atomic_add_fetch((p), (v), __ATOMIC_RELAXED)
 #define span_sub_relaxed(p, v)		__atomic_sub_fetch((p), (v), __ATOMIC_RELAXED)
+#define span_fetch_or_relaxed(p, v)	__atomic_fetch_or((p), (v), __ATOMIC_RELAXED)
+#define span_and_relaxed(p, v)		__atomic_and_fetch((p), (v), __ATOMIC_RELAXED)
 
 #define SPAN_PAGE_SHIFT		12
 #define SPAN_PAGE		((size_t)1 << SPAN_PAGE_SHIFT)
