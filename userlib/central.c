@@ -11,9 +11,10 @@
  * from another thread than the allocating one lands in the freeing
  * thread's bin; its batch reaches the next thread that refills through
  * the transfer cache, or comes back here, where each object returns to
- * its own span's free list (per-object work under the class lock, the
- * part that is left). A refill reserves never-used objects under the lock
- * and links them after it.
+ * its own span's free list: sorted by span and checked before the class
+ * lock, one splice per span under it. A refill reserves never-used
+ * objects under the lock and links them after it; what it takes from a
+ * span's free list it still takes one object at a time under the lock.
  *
  * An empty span is reused first (newest first); one left empty for
  * SPANALLOC_DECAY_MS goes back to the backend, which unmaps its frames, so
