@@ -13,8 +13,10 @@
  * the transfer cache, or comes back here, where each object returns to
  * its own span's free list: sorted by span and checked before the class
  * lock, one splice per span under it. A refill reserves never-used
- * objects under the lock and links them after it; what it takes from a
- * span's free list it still takes one object at a time under the lock.
+ * objects under the lock and links them after it, and takes a span's
+ * whole free list in O(1) when it fits in the batch (its freemap bits are
+ * cleared after the unlock); only a list longer than the rest of the
+ * batch is still cut one object at a time under the lock.
  *
  * An empty span is reused first (newest first); one left empty for
  * SPANALLOC_DECAY_MS goes back to the backend, which unmaps its frames, so
@@ -62,6 +64,18 @@ struct fresh_range {
 	uint32_t count;
 };
 
+/* A span's whole free list, taken under the lock, its bits cleared after. */
+struct taken_list {
+	struct span *span;
+	void *head;
+};
+
+/* Objects on @s's free list: its free ones minus its never-used tail. */
+static uint32_t list_len(const struct span *s, uintptr_t end, uint32_t size)
+{
+	return s->nfree - (uint32_t)((end - s->bump) / size);
+}
+
 static uint32_t obj_index(const struct span *s, uintptr_t a)
 {
 	return (uint32_t)(((uint64_t)(a - s->base) *
@@ -89,6 +103,22 @@ static void freemap_take_range(struct span *s, uintptr_t a, uint32_t k)
 		span_and_relaxed(&s->freemap[w], ~bits);
 		i = (w + 1) * 64;
 	}
+}
+
+/*
+ * Clear the freemap bits of the NULL-terminated list @head of @s and hang
+ * it after *@tailp; the new tail link.
+ */
+static void **take_list(void **tailp, struct span *s, void *head)
+{
+	void *obj;
+
+	*tailp = head;
+	for (obj = head; obj; obj = *(void **)obj) {
+		freemap_take(s, (uintptr_t)obj);
+		tailp = obj;
+	}
+	return tailp;
 }
 
 /* Link @k objects of @size from @start after *@tailp; the new tail link. */
@@ -150,7 +180,8 @@ uint32_t _span_central_refill(unsigned int cls, uint32_t want, void **chain)
 	struct central *c = &centrals[cls];
 	void *head = NULL, **tailp = &head;
 	struct fresh_range fresh[REFILL_RANGES];
-	uint32_t n = 0, nfresh = 0, i;
+	struct taken_list lists[REFILL_RANGES];
+	uint32_t n = 0, nfresh = 0, nlists = 0, i;
 
 	/* A whole batch from the transfer cache: no span touched. */
 	if (want == sc->batch && (head = _span_transfer_get(cls))) {
@@ -178,7 +209,19 @@ uint32_t _span_central_refill(unsigned int cls, uint32_t want, void **chain)
 			s->state = SPAN_STATE_PARTIAL;
 			_span_list_push(&c->partial, s);
 		}
-		while (n < want && s->free) {
+		end = s->base + (uintptr_t)s->nobjs * sc->size;
+		if (s->free && nlists < REFILL_RANGES &&
+		    list_len(s, end, sc->size) <= want - n) {
+			/* The span's whole free list: O(1), bits cleared after. */
+			uint32_t len = list_len(s, end, sc->size);
+
+			lists[nlists].span = s;
+			lists[nlists++].head = s->free;
+			s->free = NULL;
+			s->nfree -= len;
+			n += len;
+		}
+		while (n < want && s->free) {	/* longer than needed */
 			void *obj = s->free;
 
 			s->free = *(void **)obj;
@@ -188,7 +231,6 @@ uint32_t _span_central_refill(unsigned int cls, uint32_t want, void **chain)
 			s->nfree--;
 			n++;
 		}
-		end = s->base + (uintptr_t)s->nobjs * sc->size;
 		if (n < want && s->bump < end) {
 			uint32_t k = (uint32_t)((end - s->bump) / sc->size);
 
@@ -210,6 +252,9 @@ uint32_t _span_central_refill(unsigned int cls, uint32_t want, void **chain)
 	}
 	c->refills++;
 	pthread_mutex_unlock(&c->lock);
+	/* Whole lists taken: their objects leave central now. */
+	for (i = 0; i < nlists; i++)
+		tailp = take_list(tailp, lists[i].span, lists[i].head);
 	/* Never-used objects are linked outside the lock (their first touch). */
 	for (i = 0; i < nfresh; i++)
 		tailp = link_range(tailp, fresh[i].start, fresh[i].count, sc->size);
