@@ -37,6 +37,7 @@ static void bin_drain(unsigned int cls, struct span_bin *bin, uint32_t n)
 	for (i = 1; i < n; i++)
 		p = *(void **)p;
 	bin->head = *(void **)p;
+	*(void **)p = NULL;	/* a chain of its own: the transfer cache's */
 	bin->count -= n;
 	_span_central_drain(cls, head, n);
 }
@@ -142,6 +143,20 @@ SPAN_NOINLINE void *_span_malloc_slow(size_t size)
 }
 
 /*
+ * How many objects an overflowing bin gives back: a whole batch (what the
+ * transfer cache takes, one lock hold), or more if the bin is further
+ * over its max than that.
+ */
+static uint32_t overflow_count(const struct span_bin *bin, uint32_t batch)
+{
+	uint32_t over = bin->count - bin->max;
+
+	if (over > batch)
+		return over;
+	return batch < bin->count ? batch : bin->count;
+}
+
+/*
  * free()'s slow paths keep errno: POSIX asks free() to, and a drain or a
  * large free may make a backend call that fails (and is dealt with).
  */
@@ -154,9 +169,7 @@ SPAN_NOINLINE void _span_bin_overflow(unsigned int cls)
 	if (!cache_ready(tc))
 		bin_drain(cls, bin, bin->count);
 	else if (bin->count > bin->max)
-		bin_drain(cls, bin, bin->count - bin->max +
-			  (_span_classes[cls].batch < bin->max ?
-			   _span_classes[cls].batch : bin->max) / 2);
+		bin_drain(cls, bin, overflow_count(bin, _span_classes[cls].batch));
 	errno = saved;
 }
 

@@ -13,6 +13,8 @@
  *   bin      one size class of a thread cache: a free list and its count.
  *   central  one size class shared by all threads: spans with free objects,
  *            empty spans waiting to decay (central.c).
+ *   transfer one size class's whole batches on their way from a draining
+ *            thread cache to a refilling one (transfer.c).
  *   run      free pages in the page heap (pageheap.c), a record in state
  *            CACHED.
  *   region   anonymous address space reserved at once, carved into spans
@@ -25,8 +27,9 @@
  *     of the large page heap (state CACHED) maps only its first and last
  *     pages. So free() finds a large span only at the exact pointer, and a
  *     freed one in state CACHED (a double free) or nowhere.
- *   - An object is in exactly one place: handed out, in one bin, in its
- *     span's free list, or in the span's never-used tail (>= span->bump).
+ *   - An object is in exactly one place: handed out, in one bin, in a
+ *     transfer cache's batch, in its span's free list, or in the span's
+ *     never-used tail (>= span->bump).
  *   - span->nfree counts the free-list and tail objects; nfree == nobjs
  *     means empty, nfree == 0 means full (on no central list).
  *   - An object is at least SPAN_MIN_OBJECT (16) bytes: word 0 is the free
@@ -34,7 +37,8 @@
  *     bin and is cleared when malloc hands it out, so free() of an object
  *     that is already in the calling thread's bin is seen at once.
  *   - Bins and their objects are touched only by the owning thread;
- *     everything in central is under that class's lock.
+ *     everything in central is under that class's lock, a transfer cache
+ *     under its own.
  */
 #ifndef SPANALLOC_INTERNAL_H
 #define SPANALLOC_INTERNAL_H
@@ -63,6 +67,8 @@
 #define span_store_release(p, v)	__atomic_store_n((p), (v), __ATOMIC_RELEASE)
 #define span_add_relaxed(p, v)		__atomic_add_fetch((p), (v), __ATOMIC_RELAXED)
 #define span_sub_relaxed(p, v)		__atomic_sub_fetch((p), (v), __ATOMIC_RELAXED)
+#define span_fetch_or_relaxed(p, v)	__atomic_fetch_or((p), (v), __ATOMIC_RELAXED)
+#define span_and_relaxed(p, v)		__atomic_and_fetch((p), (v), __ATOMIC_RELAXED)
 
 #define SPAN_PAGE_SHIFT		12
 #define SPAN_PAGE		((size_t)1 << SPAN_PAGE_SHIFT)
@@ -85,32 +91,39 @@ enum span_state {
 	SPAN_STATE_PAGES,	/* span_pages_alloc(): the program's (pages.c) */
 };
 
+/*
+ * Three cache lines, each written by one party, so that free()'s reads
+ * do not share a line with what central writes under its lock (review
+ * M2): line 0 is set when the span is made (and, for large spans, by the
+ * page heap under its lock) and read by free()'s fast path; line 1 is the
+ * central lists' (small spans, under the class lock); line 2 the page
+ * heap's age list. Records are 64-byte aligned (span.c's meta_alloc).
+ */
 struct span {
-	/* Read by free()'s fast path: keep first. */
+	/* Line 0: read by free()'s fast path; keep base first. */
 	uintptr_t base;		/* first byte of the span */
 	uint64_t magic;		/* span_class.magic; 0: large */
 	uint64_t limit;		/* span_class.limit; 0: large */
 	uint32_t cls;		/* size class, 0 for large */
-	uint32_t state;		/* enum span_state */
-	/* Small spans: under the class's central lock. */
+	uint32_t nobjs;
+	size_t pages;
+	uintptr_t user;		/* large: the pointer handed out */
+	struct region *region;	/* the region its pages are carved from;
+				   NULL: a small span of the kernel */
+	uint32_t zero;		/* every page reads as zero (fresh) */
+	/* Line 1: small spans' central state, under the class's lock. */
+	_Alignas(64) uint32_t state;	/* enum span_state */
+	uint32_t nfree;		/* free objects: free list + tail */
 	void *free;		/* objects given back to this span */
 	uintptr_t bump;		/* first never-used object */
-	uint32_t nfree;		/* free objects: free list + tail */
-	uint32_t nobjs;
 	uint64_t *freemap;	/* bit per object: 1 = not handed out */
-	/* Both kinds. */
-	size_t pages;
 	struct span *next;	/* list links: central, large cache, records */
 	struct span *prev;
 	uint64_t stamp_ms;	/* when it became empty or cached */
-	uintptr_t user;		/* large: the pointer handed out */
-	/* Large spans and free runs (pageheap.c), under its lock. */
-	struct span *older;	/* age list of free runs */
+	/* Line 2: large spans and free runs (pageheap.c), under its lock. */
+	_Alignas(64) struct span *older;	/* age list of free runs */
 	struct span *newer;
-	uint32_t zero;		/* every page reads as zero (fresh) */
 	uint32_t pinned;	/* a free run that cannot go back yet */
-	struct region *region;	/* the region its pages are carved from;
-				   NULL: a small span of the kernel */
 };
 
 /* Address space the page heap carves (region.c). */
@@ -269,6 +282,29 @@ void _span_central_stats(struct span_stats *st);
 uint64_t _span_central_class_free(unsigned int cls);
 /* Is object @a of small span @s free in central (its freemap bit set)? */
 bool _span_central_has_free(struct span *s, uintptr_t a);
+
+/* ---------------------------------------------------------------------
+ * transfer.c: whole batches between thread caches
+ * ------------------------------------------------------------------- */
+
+#define SPAN_TRANSFER_SLOTS	8
+
+/* Keep @chain, a NULL-terminated batch of @cls; false when full. */
+bool _span_transfer_put(unsigned int cls, void *chain);
+/* A batch of @cls (NULL-terminated), or NULL when there is none. */
+void *_span_transfer_get(unsigned int cls);
+/*
+ * Take out the batches of @cls not asked for since the last call (all if
+ * @force) into @out (room for SPAN_TRANSFER_SLOTS); how many.
+ */
+uint32_t _span_transfer_take_idle(unsigned int cls, bool force, void **out);
+/* Is @p in one of @cls's batches? (walks them: cold paths only) */
+bool _span_transfer_has(unsigned int cls, const void *p);
+/* Objects of @cls held (unlocked read: for stats). */
+uint64_t _span_transfer_objects(unsigned int cls);
+void _span_transfer_lock_all(void);
+void _span_transfer_unlock_all(void);
+void _span_transfer_reinit(void);
 
 /* ---------------------------------------------------------------------
  * cache.c: the thread cache's slow paths

@@ -9,8 +9,9 @@
  *   - a pointer no span holds, an interior pointer, the tail of a small
  *     span after its last object: at once;
  *   - a double free of a small object whose first free is still in the
- *     calling thread's cache (word 1 holds the key) or back in its span's
- *     free list (freemap bit): at once; one still in another thread's
+ *     calling thread's cache (word 1 holds the key), parked in the
+ *     transfer cache (a walk of its batches) or back in its span's free
+ *     list (freemap bit): at once; one still in another thread's
  *     cache: when both copies reach central, possibly after the object
  *     was handed out twice;
  *   - a double free of a large block: at once (its run is CACHED), or as

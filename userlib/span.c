@@ -15,7 +15,8 @@
  * spans become free runs of the page heap.
  *
  * Metadata blocks come from a tiny slab: sizes in 16-byte steps up to
- * META_MAX, one free list each, carved from 64 KiB guarded chunks.
+ * META_MAX, one free list each, carved from 64 KiB guarded chunks; a block
+ * whose size is a multiple of 64 (a record) starts on a cache line.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -29,6 +30,9 @@
 #define META_STEP	16
 #define META_MAX	256
 #define RELEASE_CHUNK	64	/* spans per backend batch */
+
+_Static_assert(sizeof(struct span) % 64 == 0 && sizeof(struct span) <= META_MAX,
+	       "records are whole cache lines from the metadata slab");
 
 struct meta_free {
 	struct meta_free *next;
@@ -66,7 +70,12 @@ static void *meta_alloc(size_t bytes)
 	if (p) {
 		records.free[i] = records.free[i]->next;
 	} else {
-		if ((size_t)(records.end - records.bump) < i * META_STEP) {
+		/* Whole cache lines (records) start on one: span layout. */
+		if (!(i * META_STEP % 64) && records.bump)
+			records.bump = (char *)(((uintptr_t)records.bump + 63) &
+						~(uintptr_t)63);
+		if (records.bump > records.end ||
+		    (size_t)(records.end - records.bump) < i * META_STEP) {
 			records.bump = _span_meta_map(META_CHUNK);
 			if (!records.bump) {
 				records.end = NULL;
