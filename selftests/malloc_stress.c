@@ -273,12 +273,20 @@ static bool release(struct worker *w, struct block *b)
 	return true;
 }
 
+/*
+ * Set in a fork child: it has one thread, and another thread of the parent
+ * may have held an exchange lock at the fork, so the child never takes one.
+ */
+static bool in_fork_child;
+
 /* Swap @b with an exchange slot's block; free what came out. */
 static bool hand_over(struct worker *w, struct block *b, uint64_t r)
 {
 	unsigned int j = (unsigned int)(r % EXCHANGE);
 	struct block got;
 
+	if (in_fork_child)
+		return release(w, b);
 	if (!check(w, b))
 		return false;
 	pthread_mutex_lock(&exchange[j].lock);
@@ -319,6 +327,7 @@ static bool fork_once(struct worker *w)
 	if (pid < 0)
 		return fail(w, "fork failed", NULL, 0, errno);
 	if (!pid) {
+		in_fork_child = true;
 		for (i = 0; i < SLOTS; i++)
 			if (w->slots[i].p && !check(w, &w->slots[i]))
 				goto out;
