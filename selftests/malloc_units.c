@@ -202,6 +202,49 @@ TEST(pagemap_live_objects)
 }
 
 /*
+ * A span record is reused: once a small span's pages go back to the page
+ * heap, the record (or its memory) may describe a large block next, and
+ * free()'s fast path must not take that block for a small object. A stale
+ * limit did (a large block went into a thread cache bin, and a later
+ * drain aborted with "double free" under load).
+ */
+TEST(reused_record_is_no_small_span)
+{
+	unsigned int cls = _span_class_of[span_class_index(SPAN_SMALL_MAX)];
+	const struct span_class *sc = &_span_classes[cls];
+	struct span *v[3], *s;
+	struct span_list l;
+	void *p;
+	int i;
+
+	init();
+	/* A large block the size of one such span. */
+	ASSERT_LT(SPAN_SMALL_MAX, sc->pages * SPAN_PAGE);
+	for (i = 0; i < 3; i++) {
+		v[i] = _span_span_new(sc->pages, cls);
+		ASSERT_NE(NULL, v[i]);
+		v[i]->limit = sc->limit;	/* as central does */
+		v[i]->state = SPAN_STATE_EMPTY;
+		v[i]->stamp_ms = 0;
+	}
+	/* The middle one goes: between live spans, its run stays as is. */
+	memset(&l, 0, sizeof(l));
+	_span_list_push(&l, v[1]);
+	_span_span_release_list(&l);
+	p = span_malloc(sc->pages * SPAN_PAGE);
+	ASSERT_NE(NULL, p);
+	s = span_pagemap_get((uintptr_t)p);
+	ASSERT_NE(NULL, s);
+	EXPECT_EQ(0, s->cls);
+	EXPECT_FALSE(span_is_object(s, (uintptr_t)p));
+	span_free(p);
+	memset(&l, 0, sizeof(l));
+	_span_list_push(&l, v[0]);
+	_span_list_push(&l, v[2]);
+	_span_span_release_list(&l);
+}
+
+/*
  * Is a large span of @bytes anonymous memory (its free pages go back in
  * any part), not of a kernel region (only as a whole region or its tail)?
  */

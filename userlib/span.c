@@ -135,6 +135,12 @@ static struct span *record_alloc(unsigned int cls)
 		}
 	}
 	s->freemap = map;
+	/*
+	 * Records are reused: a stale magic or limit would let free()'s fast
+	 * path take a large block or a free run for a small object.
+	 */
+	s->magic = 0;
+	s->limit = 0;
 	return s;
 }
 
@@ -245,6 +251,7 @@ struct span *_span_span_new(size_t pages, unsigned int cls)
 	s->bump = s->base;
 	s->free = NULL;
 	s->magic = _span_classes[cls].magic;
+	s->limit = 0;	/* central sets it, under its lock, when objects go out */
 	s->nobjs = _span_classes[cls].nobjs;
 	s->nfree = s->nobjs;
 	s->user = 0;
@@ -304,6 +311,7 @@ static void small_to_pages(struct span *s)
 	s->freemap = NULL;
 	s->cls = 0;
 	s->magic = 0;
+	s->limit = 0;	/* else a large block carved here passes as an object */
 	s->free = NULL;
 	s->nfree = s->nobjs = 0;
 }
