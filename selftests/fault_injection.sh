@@ -90,7 +90,11 @@ for kind in failslab fail_page_alloc; do
 		sleep 1
 		restore_params
 		n=$((n + 1))
-		if [ $status -lt 124 ] && [ $injected -gt 0 ]; then
+		# A 60-operation fuzz run may make no allocation that can fail
+		# here (its frames come from a warm pool): it must end, and leak
+		# nothing, but need not meet a failure; the others must.
+		if [ $status -lt 124 ] &&
+		   { [ $injected -gt 0 ] || [ "$prog" = spanalloc_fuzz ]; }; then
 			echo "ok $n $kind: $prog ran to the end with $injected injected failures"
 		else
 			echo "not ok $n $kind: $prog status $status, $injected injected failures"
