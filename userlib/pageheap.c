@@ -574,6 +574,36 @@ static void release(struct span_list *dead, bool force)
 /* ---- anonymous pages and kernel regions ---- */
 
 /*
+ * New region @g becomes one free run of the page heap, zero throughout (a
+ * fresh mapping, or the kernel's zeroed pages). A kernel region also counts
+ * as mapped here and is stamped now. -1 + ENOMEM without a record (the
+ * region goes back).
+ */
+static int region_run(struct region *g, bool kernel)
+{
+	struct span *r = _span_record_new();
+
+	if (!r) {
+		(void)_span_region_free(g);
+		errno = ENOMEM;
+		return -1;
+	}
+	span_add_relaxed(&_span_cnt.prim_allocs, 1);
+	if (kernel) {
+		_span_stats_mapped((int64_t)(g->pages * SPAN_PAGE));
+		r->stamp_ms = _span_now_ms();
+	}
+	r->base = g->base;
+	r->pages = g->pages;
+	r->region = g;
+	r->zero = 1;
+	pthread_mutex_lock(&ph.lock);
+	run_insert(r);
+	pthread_mutex_unlock(&ph.lock);
+	return 0;
+}
+
+/*
  * @pages of anonymous memory with a record of their own (state FREE): a
  * dirty or clean run's front, or a new region's. On ENOMEM, once, the
  * caches go back and it tries again. NULL + errno.
@@ -602,20 +632,8 @@ static struct span *anon_take(size_t pages)
 			reclaimed = true;
 			continue;
 		}
-		r = _span_record_new();
-		if (!r) {
-			(void)_span_region_free(g);
-			errno = ENOMEM;
+		if (region_run(g, false))
 			return NULL;
-		}
-		span_add_relaxed(&_span_cnt.prim_allocs, 1);
-		r->base = g->base;
-		r->pages = g->pages;
-		r->region = g;
-		r->zero = 1;
-		pthread_mutex_lock(&ph.lock);
-		run_insert(r);
-		pthread_mutex_unlock(&ph.lock);
 	}
 }
 
@@ -651,22 +669,8 @@ static struct span *kernel_take(size_t pages)
 			reclaimed = true;
 			continue;
 		}
-		r = _span_record_new();
-		if (!r) {
-			(void)_span_region_free(g);
-			errno = ENOMEM;
+		if (region_run(g, true))
 			return NULL;
-		}
-		span_add_relaxed(&_span_cnt.prim_allocs, 1);
-		_span_stats_mapped((int64_t)(g->pages * SPAN_PAGE));
-		r->base = g->base;
-		r->pages = g->pages;
-		r->region = g;
-		r->zero = 1;	/* the kernel hands out zeroed pages */
-		r->stamp_ms = _span_now_ms();
-		pthread_mutex_lock(&ph.lock);
-		run_insert(r);
-		pthread_mutex_unlock(&ph.lock);
 	}
 }
 
