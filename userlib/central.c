@@ -90,6 +90,38 @@ static void freemap_take(struct span *s, uintptr_t a)
 	span_and_relaxed(&s->freemap[i / 64], ~(1ULL << (i % 64)));
 }
 
+/*
+ * Freemap bits gathered per word, so that a run of objects that share a
+ * word costs one atomic operation, not one each: objects of a chain are
+ * mostly in address order (a bin gives them back as they were handed out).
+ */
+struct freemap_word {
+	struct span *span;
+	uint32_t w;		/* word index; mask == 0: none gathered */
+	uint64_t mask;
+};
+
+/* Objects of @f->mask leave central: one atomic AND. */
+static void freemap_take_flush(struct freemap_word *f)
+{
+	if (f->mask)
+		span_and_relaxed(&f->span->freemap[f->w], ~f->mask);
+	f->mask = 0;
+}
+
+/* Object @a of @s leaves central (bit gathered in @f). */
+static void freemap_take_gather(struct freemap_word *f, struct span *s,
+				uintptr_t a)
+{
+	uint32_t i = obj_index(s, a);
+
+	if (f->mask && (f->span != s || f->w != i / 64))
+		freemap_take_flush(f);
+	f->span = s;
+	f->w = i / 64;
+	f->mask |= 1ULL << (i % 64);
+}
+
 /* Objects [@a, @a + @k objects) of @s leave central, never used before. */
 static void freemap_take_range(struct span *s, uintptr_t a, uint32_t k)
 {
@@ -111,13 +143,15 @@ static void freemap_take_range(struct span *s, uintptr_t a, uint32_t k)
  */
 static void **take_list(void **tailp, struct span *s, void *head)
 {
+	struct freemap_word f = { 0 };
 	void *obj;
 
 	*tailp = head;
 	for (obj = head; obj; obj = *(void **)obj) {
-		freemap_take(s, (uintptr_t)obj);
+		freemap_take_gather(&f, s, (uintptr_t)obj);
 		tailp = obj;
 	}
+	freemap_take_flush(&f);
 	return tailp;
 }
 
@@ -134,18 +168,44 @@ static void **link_range(void **tailp, uintptr_t start, uint32_t k,
 }
 
 /*
- * Object @a comes back: a bit already 1 means it was freed twice. Atomic,
- * so that drains do it before they take the class lock.
+ * Objects of @f->mask come back: a bit already 1 means one was freed twice.
+ * Atomic, so that drains do it before they take the class lock; always
+ * before the objects reach their span (a refill may take them at once).
  */
-static void freemap_put(struct span *s, uintptr_t a)
+static void freemap_put_flush(struct freemap_word *f)
+{
+	struct span *s = f->span;
+	uint64_t twice;
+
+	if (!f->mask)
+		return;
+	twice = span_fetch_or_relaxed(&s->freemap[f->w], f->mask) & f->mask;
+	if (twice) {
+		uint32_t i = f->w * 64 + (uint32_t)__builtin_ctzll(twice);
+
+		_span_invalid("free", (void *)(s->base + (uintptr_t)i *
+					       _span_classes[s->cls].size),
+			      "double free");
+	}
+	f->mask = 0;
+}
+
+/* Object @a of @s comes back (bit gathered in @f; twice in it: a double free). */
+static void freemap_put_gather(struct freemap_word *f, struct span *s,
+			       uintptr_t a)
 {
 	uint32_t i = obj_index(s, a);
 	uint64_t bit = 1ULL << (i % 64);
 
 	if (i >= s->nobjs)
 		_span_invalid("free", (void *)a, "past the last object of its span");
-	if (span_fetch_or_relaxed(&s->freemap[i / 64], bit) & bit)
+	if (f->mask && (f->span != s || f->w != i / 64))
+		freemap_put_flush(f);
+	if (f->mask & bit)
 		_span_invalid("free", (void *)a, "double free");
+	f->span = s;
+	f->w = i / 64;
+	f->mask |= bit;
 }
 
 /* Move the empty spans of @c whose decay expired onto @out (lock held). */
@@ -337,6 +397,7 @@ static void central_put_chain(unsigned int cls, void *head, uint32_t n,
 {
 	struct central *c = &centrals[cls];
 	struct drain_group g[DRAIN_GROUPS];
+	struct freemap_word f = { 0 };
 	struct span *s = NULL;
 	uintptr_t lo = 0, hi = 0;
 	uint32_t ng = 0, i = 0;
@@ -353,11 +414,15 @@ static void central_put_chain(unsigned int cls, void *head, uint32_t n,
 			lo = s->base;
 			hi = s->base + s->pages * SPAN_PAGE;
 		}
-		freemap_put(s, a);
+		freemap_put_gather(&f, s, a);
 		if (i == ng || g[i].span != s) {
 			for (i = 0; i < ng && g[i].span != s; i++)
 				;
 			if (i == DRAIN_GROUPS) {
+				/*
+				 * @f holds only bits of @s (a span change
+				 * flushed the rest), which is in no group.
+				 */
 				central_splice(c, g, ng, dead, now);
 				ng = i = 0;
 			}
@@ -368,6 +433,7 @@ static void central_put_chain(unsigned int cls, void *head, uint32_t n,
 		g[i].head = obj;
 		g[i].count++;
 	}
+	freemap_put_flush(&f);
 	if (ng)
 		central_splice(c, g, ng, dead, now);
 }
