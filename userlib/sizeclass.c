@@ -56,11 +56,11 @@ void _span_sizeclass_init(void)
 		c->batch = clamp_u32(32768 / c->size, 2, 64);
 		c->cap = clamp_u32(65536 / c->size, 2 * c->batch, 512);
 	}
-	for (size = 0; size <= SPAN_SMALL_MAX; size += 8) {
+	/* Index i holds sizes (16 (i - 1), 16 i]: their class fits 16 i. */
+	for (size = 0; size <= SPAN_SMALL_MAX; size += 16) {
 		while (_span_classes[cls].size <
 		       (size > SPAN_MIN_OBJECT ? size : SPAN_MIN_OBJECT))
 			cls++;
-		/* Several sizes share an index above 1 KiB: keep the largest. */
 		_span_class_of[span_class_index(size)] = (uint8_t)cls;
 	}
 }
