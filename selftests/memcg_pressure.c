@@ -731,6 +731,8 @@ TEST(squeezed_by_a_hog)
 		TH_LOG("the hog never met the cgroup's OOM killer in %d s",
 		       SQUEEZE_SECS);
 	}
+	/* And the squeeze went on while they churned. */
+	EXPECT_LT(oom_go, oom_end);
 	for (int i = 0; i < WORKERS; i++) {
 		EXPECT_TRUE(WIFEXITED(status[i]) && WEXITSTATUS(status[i]) == 0) {
 			TH_LOG("worker %d: %s, %llu wrong bytes", i,
