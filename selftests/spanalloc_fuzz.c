@@ -135,7 +135,8 @@ struct shared {
 	atomic_ulong failures;
 	atomic_ulong tolerated;		/* fault mode: ENOMEM, SIGBUS, EFAULT */
 	atomic_ulong enomem;
-	atomic_ulong kills;
+	atomic_ulong kills;		/* kill -9s sent */
+	atomic_ulong kills_landed;	/* ... that ended a running child */
 	atomic_ulong pages_checked;
 	atomic_int first_lock;
 	char first[1024];
@@ -151,7 +152,7 @@ static struct {
 	unsigned long ops;		/* per thread */
 	int fault;			/* -f */
 	int only;			/* -x k: worker k alone, -1 all */
-	unsigned long kills;		/* -K n: kill storm rounds per worker */
+	unsigned long kills;		/* -K n: kill -9s per worker that land */
 	const char *blockdev;
 	double deadline;		/* -T seconds, 0 none */
 	int verbose;
@@ -1702,16 +1703,17 @@ static void child_reset(void)
 /*
  * fork(): the child goes on with this thread's spans, checks them and
  * does its own operations; sometimes it sends the parent a descriptor it
- * opened (SCM_RIGHTS). The parent waits, or kills it at a random moment.
+ * opened (SCM_RIGHTS). The parent waits, or kills it at a random moment:
+ * 1 when the kill ended the child (not when it had exited first), else 0.
  */
-static void op_fork(struct thr *t, int kill_it)
+static int op_fork(struct thr *t, int kill_it)
 {
 	int sv[2] = { -1, -1 }, status, passing;
 	unsigned long delay = below(&t->r, chance(&t->r, 50) ? 20000 : 300000);
 	pid_t pid;
 
 	if (P.depth >= MAX_DEPTH)
-		return;
+		return 0;
 	/* SEQPACKET: a child that dies before it sends ends the parent's recv */
 	passing = !kill_it && chance(&t->r, 30) &&
 		  !socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv);
@@ -1726,7 +1728,7 @@ static void op_fork(struct thr *t, int kill_it)
 			close(sv[1]);
 		}
 		if (tolerate(e) || e == EAGAIN || e == ENOMEM)
-			return;
+			return 0;
 		failf(t, "fork: %s", strerror(e));
 	}
 	if (pid == 0) {
@@ -1776,8 +1778,17 @@ static void op_fork(struct thr *t, int kill_it)
 			int fd = open(DEV, O_RDWR | O_CLOEXEC);
 
 			close(sv[1]);
-			if (fd >= 0 && send_fd(sv[0], fd))
+			/*
+			 * EPIPE: the parent is gone, a kill storm's victim
+			 * (its recv_fd() holds the other end until it has
+			 * our message); PR_SET_PDEATHSIG's SIGKILL is on
+			 * its way to us.
+			 */
+			if (fd >= 0 && send_fd(sv[0], fd)) {
+				if (errno == EPIPE)
+					_exit(0);
 				failf(t, "send_fd: %s", strerror(errno));
+			}
 		}
 		run_ops(t, n);
 		for (int i = 0; i < t->nspans; i++)
@@ -1807,10 +1818,12 @@ static void op_fork(struct thr *t, int kill_it)
 	}
 	if (waitpid(pid, &status, 0) != pid)
 		failf(t, "waitpid: %s", strerror(errno));
-	if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL && kill_it)
-		return;
+	if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL && kill_it) {
+		atomic_fetch_add(&sh->kills_landed, 1);
+		return 1;
+	}
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
-		return;
+		return 0;
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 3)
 		_exit(3);	/* the child reported it */
 	/*
@@ -1819,7 +1832,7 @@ static void op_fork(struct thr *t, int kill_it)
 	 */
 	if (opt.fault && WIFSIGNALED(status) && WTERMSIG(status) == SIGBUS) {
 		atomic_fetch_add(&sh->tolerated, 1);
-		return;
+		return 0;
 	}
 	failf(t, "fork child %d ended with status 0x%x", pid, status);
 }
@@ -2071,8 +2084,14 @@ static void *thread_main(void *arg)
 /* A kill storm worker: children busy in ioctls, forks and faults, killed. */
 static void kill_storm(struct thr *t)
 {
-	for (unsigned long i = 0; i < opt.kills; i++) {
-		op_fork(t, 1);
+	unsigned long landed = 0;
+
+	/*
+	 * A child may finish before its kill -9: go on until opt.kills have
+	 * ended running children (at most four times as many tries).
+	 */
+	for (unsigned long i = 0; landed < opt.kills && i < 4 * opt.kills; i++) {
+		landed += op_fork(t, 1);
 		t->done++;
 		if ((t->done & 15) == 0)
 			flush_ops(t);
@@ -2199,7 +2218,8 @@ static void usage(void)
 		"  -t THREADS  threads per multi-threaded worker (default 3)\n"
 		"  -n OPS      operations per thread (default 150: the make check budget)\n"
 		"  -f          fault mode: /proc/self/make-it-fail in every worker\n"
-		"  -K KILLS    kill storm: each worker forks KILLS busy children, kill -9\n"
+		"  -K KILLS    kill storm: each worker kill -9s busy children until KILLS of\n"
+		"              them were still running (not exited first)\n"
 		"  -x WORKER   run worker WORKER alone (replay)\n"
 		"  -D DEV      a scratch block device for O_DIRECT (default $SPANALLOC_TEST_BLOCKDEV;\n"
 		"              its first %d blocks are overwritten)\n"
@@ -2249,7 +2269,7 @@ int main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	printf("TAP version 13\n1..3\n");
 	if (opt.kills)
-		printf("# spanalloc_fuzz seed %" PRIu64 ": kill storm, %d workers x %lu kill -9s%s\n",
+		printf("# spanalloc_fuzz seed %" PRIu64 ": kill storm, %d workers x %lu kill -9s of running children%s\n",
 		       opt.seed, opt.procs, opt.kills, opt.fault ? ", fault injection" : "");
 	else
 		printf("# spanalloc_fuzz seed %" PRIu64 ": %d workers x %d threads x %lu ops%s%s\n",
@@ -2324,10 +2344,11 @@ int main(int argc, char **argv)
 	took = now() - t_start;
 	total = atomic_load(&sh->ops);
 
-	printf("# %lu operations in %.1f s (%.0f/s), %lu pages compared, %lu kills, %lu ENOMEM, %lu tolerated (fault mode)\n",
+	printf("# %lu operations in %.1f s (%.0f/s), %lu pages compared, %lu kills (%lu of running children), %lu ENOMEM, %lu tolerated (fault mode)\n",
 	       total, took, total / (took > 0 ? took : 1),
 	       (unsigned long)atomic_load(&sh->pages_checked),
 	       (unsigned long)atomic_load(&sh->kills),
+	       (unsigned long)atomic_load(&sh->kills_landed),
 	       (unsigned long)atomic_load(&sh->enomem),
 	       (unsigned long)atomic_load(&sh->tolerated));
 	printf("#");
@@ -2376,6 +2397,11 @@ int main(int argc, char **argv)
 	}
 	if (hung)
 		printf("not ok 3 workers hung after %lu operations\n", total);
+	else if (opt.kills && atomic_load(&sh->kills_landed) <
+		 opt.kills * (unsigned long)(last - first + 1))
+		printf("not ok 3 only %lu of %lu kill -9s ended a running child\n",
+		       (unsigned long)atomic_load(&sh->kills_landed),
+		       opt.kills * (unsigned long)(last - first + 1));
 	else if (total >= (opt.kills ? opt.kills : 1))
 		printf("ok 3 %lu operations ran\n", total);
 	else
