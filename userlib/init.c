@@ -1,5 +1,5 @@
 /*
- * init.c: process-wide start-up, fork handlers and the time source.
+ * init.c: process-wide start-up and the fork handlers.
  *
  * Init runs at load (a constructor) or on the first malloc, whichever
  * comes first, possibly before main() and from other libraries'
@@ -21,7 +21,6 @@
 #include <pthread.h>
 #include <string.h>
 #include <sys/auxv.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -33,14 +32,6 @@ uint64_t _span_free_key;
 static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
 static int hooks_done;
 static int init_dead;		/* the forced backend cannot start */
-
-uint64_t _span_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static void fork_prepare(void)
 {

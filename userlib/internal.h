@@ -482,6 +482,12 @@ extern int _span_ready;		/* 1 once the process-wide init is done */
 extern uint64_t _span_free_key;
 /* Returns true when the allocator works (backend up). */
 bool _span_init(void);
+
+/* ---------------------------------------------------------------------
+ * clock.c
+ * ------------------------------------------------------------------- */
+
+/* Monotonic milliseconds (coarse): decay stamps. */
 uint64_t _span_now_ms(void);
 
 /* ---------------------------------------------------------------------
