@@ -454,7 +454,7 @@ void _span_options_init(void);
 const char *_span_env(const char *name);
 
 /* ---------------------------------------------------------------------
- * stats.c: counters kept off the fast paths
+ * counters.c: counters kept off the fast paths
  * ------------------------------------------------------------------- */
 
 struct span_counters {
@@ -469,7 +469,13 @@ struct span_counters {
 };
 
 extern struct span_counters _span_cnt;
+/* Mapped bytes change by @delta; keeps the peak. */
 void _span_stats_mapped(int64_t delta);
+
+/* ---------------------------------------------------------------------
+ * stats.c: span_stats() and the report at exit
+ * ------------------------------------------------------------------- */
+
 void _span_stats_init(void);
 void _span_stats_at_exit(void);
 
