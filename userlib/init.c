@@ -39,14 +39,14 @@ static void fork_prepare(void)
 	_span_central_lock_all();
 	_span_large_lock();
 	_span_pagemap_lock();
-	_span_span_lock();
+	_span_record_lock();
 	_span_prim_lock_all();
 }
 
 static void fork_parent(void)
 {
 	_span_prim_unlock_all();
-	_span_span_unlock();
+	_span_record_unlock();
 	_span_pagemap_unlock();
 	_span_large_unlock();
 	_span_central_unlock_all();
@@ -55,7 +55,7 @@ static void fork_parent(void)
 
 static void fork_child(void)
 {
-	_span_span_reinit();
+	_span_record_reinit();
 	_span_pagemap_reinit();
 	_span_large_reinit();
 	_span_central_reinit();

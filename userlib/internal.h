@@ -8,7 +8,7 @@
  *            holds objects of one size class; a large span holds one
  *            allocation above SPANALLOC_SMALL_MAX.
  *   record   struct span: metadata of one span, kept in its own guarded
- *            mappings (span.c), never next to user data.
+ *            mappings (record.c), never next to user data.
  *   page map address -> record, two-level radix table (pagemap.c).
  *   bin      one size class of a thread cache: a free list and its count.
  *   central  one size class shared by all threads: spans with free objects,
@@ -97,7 +97,7 @@ enum span_state {
  * M2): line 0 is set when the span is made (and, for large spans, by the
  * page heap under its lock) and read by free()'s fast path; line 1 is the
  * central lists' (small spans, under the class lock); line 2 the page
- * heap's age list. Records are 64-byte aligned (span.c's meta_alloc).
+ * heap's age list. Records are 64-byte aligned (record.c's meta_alloc).
  */
 struct span {
 	/* Line 0: read by free()'s fast path; keep base first. */
@@ -227,7 +227,37 @@ static inline struct span *span_pagemap_get(uintptr_t a)
 }
 
 /* ---------------------------------------------------------------------
- * span.c: records and spans from the backend
+ * record.c: span records and other metadata, span lists
+ * ------------------------------------------------------------------- */
+
+/* Mappings for allocator metadata, with guard pages; never user data. */
+void *_span_meta_map(size_t bytes);
+/* A metadata block of up to 256 bytes (not zeroed); NULL + errno. */
+void *_span_meta_alloc(size_t bytes);
+void _span_meta_free(void *p, size_t bytes);
+
+/*
+ * A record (not zeroed) whose stale magic and limit are cleared, with a
+ * freemap if @cls is not 0; NULL + errno.
+ */
+struct span *_span_record_alloc(unsigned int cls);
+/* A zeroed record for a large span or free run, no pages; NULL + errno. */
+struct span *_span_record_new(void);
+/* Free a record (and its freemap) that holds no pages and is in no map. */
+void _span_record_drop(struct span *s);
+/* Bytes of the freemap of a small span of @cls. */
+size_t _span_freemap_bytes(unsigned int cls);
+/* Mark every object of small span @s free in its bitmap. */
+void _span_freemap_fill(struct span *s);
+void _span_record_lock(void);
+void _span_record_unlock(void);
+void _span_record_reinit(void);
+
+void _span_list_push(struct span_list *l, struct span *s);
+void _span_list_remove(struct span_list *l, struct span *s);
+
+/* ---------------------------------------------------------------------
+ * span.c: small spans from the backend or the page heap
  * ------------------------------------------------------------------- */
 
 /*
@@ -241,32 +271,6 @@ struct span *_span_span_new(size_t pages, unsigned int cls);
  * if the kernel refuses), anonymous ones to the page heap.
  */
 void _span_span_release_list(struct span_list *l);
-/*
- * The kernel refused a span even after a reclaim: for the decay interval
- * new spans come from anonymous memory without asking it (and without a
- * reclaim each).
- */
-void _span_kernel_refused(void);
-bool _span_kernel_refusing(void);
-void _span_span_lock(void);
-void _span_span_unlock(void);
-void _span_span_reinit(void);
-/* Mappings for allocator metadata, with guard pages; never user data. */
-void *_span_meta_map(size_t bytes);
-/* A metadata block of up to 256 bytes (not zeroed); NULL + errno. */
-void *_span_meta_alloc(size_t bytes);
-void _span_meta_free(void *p, size_t bytes);
-
-/* A zeroed record for a large span or free run, no pages; NULL + errno. */
-struct span *_span_record_new(void);
-/* Free a record that holds no pages and is in no page map. */
-void _span_record_drop(struct span *s);
-
-/* Mark every object of small span @s free in its bitmap. */
-void _span_freemap_fill(struct span *s);
-
-void _span_list_push(struct span_list *l, struct span *s);
-void _span_list_remove(struct span_list *l, struct span *s);
 
 /* ---------------------------------------------------------------------
  * central.c
@@ -356,6 +360,13 @@ void _span_ph_lock(void);
 void _span_ph_unlock(void);
 void _span_ph_reinit(void);
 void _span_ph_stats(struct span_stats *st);
+/*
+ * The kernel refused a span even after a reclaim: for the decay interval
+ * new spans come from anonymous memory without asking it (and without a
+ * reclaim each).
+ */
+void _span_kernel_refused(void);
+bool _span_kernel_refusing(void);
 
 /* ---------------------------------------------------------------------
  * region.c: address space for the page heap

@@ -62,7 +62,7 @@
  *
  * Backend calls are made outside the lock, except for record allocation.
  * Lock order: this file's lock, then the page map's, then the records'
- * (span.c); never held while taking a central lock or a stash lock.
+ * (record.c); never held while taking a central lock or a stash lock.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -601,6 +601,21 @@ static int region_run(struct region *g, bool kernel)
 	run_insert(r);
 	pthread_mutex_unlock(&ph.lock);
 	return 0;
+}
+
+/* When the kernel last refused a span even after a reclaim (ms), or 0. */
+static uint64_t kernel_refused_ms;
+
+bool _span_kernel_refusing(void)
+{
+	uint64_t t = span_load_relaxed(&kernel_refused_ms);
+
+	return t && _span_now_ms() - t < _span_opt.decay_ms;
+}
+
+void _span_kernel_refused(void)
+{
+	span_store_relaxed(&kernel_refused_ms, _span_now_ms());
 }
 
 /*
