@@ -22,6 +22,42 @@ static bool mul_overflow(size_t a, size_t b, size_t *out)
 	return __builtin_mul_overflow(a, b, out);
 }
 
+/*
+ * The slow paths of the inline malloc() and free() (internal.h) that are
+ * not the thread cache's: start-up, large blocks, invalid pointers.
+ */
+SPAN_NOINLINE void *_span_malloc_slow(size_t size)
+{
+	if (unlikely(!_span_ready) && !_span_init()) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	if (size > SPAN_SMALL_MAX)
+		return _span_large_alloc(size, SPAN_PAGE, false);
+	return _span_alloc_class_slow(_span_class_of[span_class_index(size)]);
+}
+
+/* free() keeps errno: POSIX asks it to (a large free may fail a call). */
+SPAN_NOINLINE void _span_free_slow(void *p, const char *fn)
+{
+	uintptr_t a = (uintptr_t)p;
+	struct span *s;
+	int saved;
+
+	if (!p)
+		return;
+	s = span_pagemap_get(a);
+	if (!s)
+		_span_invalid(fn, p, "not from this heap");
+	if (!s->cls) {
+		saved = errno;
+		_span_large_free(s, p, fn);
+		errno = saved;
+		return;
+	}
+	_span_invalid(fn, p, _span_not_object(s, p));
+}
+
 SPAN_API void *span_malloc(size_t size)
 {
 	return span_malloc_inline(size);

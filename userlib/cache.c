@@ -5,7 +5,8 @@
  * Each thread has, per size class, a bin: a singly-linked free list and
  * its length, in initial-exec TLS (struct span_tcache _span_tc). malloc
  * pops, free pushes: no lock, no atomic read-modify-write, no system call.
- * When a bin is empty, _span_malloc_slow() refills it with a batch from
+ * When a bin is empty, _span_alloc_class_slow() (from the fast path, or
+ * alloc.c's _span_malloc_slow()) refills it with a batch from
  * central.c; when it grows past its max, _span_bin_overflow() drains a
  * batch back. A bin's max starts at one batch and grows by a batch on each
  * refill up to the class's cap (slow start), so idle classes hold little.
@@ -131,17 +132,6 @@ SPAN_NOINLINE void *_span_alloc_class_slow(unsigned int cls)
 	return span_obj_out(p);
 }
 
-SPAN_NOINLINE void *_span_malloc_slow(size_t size)
-{
-	if (unlikely(!_span_ready) && !_span_init()) {
-		errno = ENOMEM;
-		return NULL;
-	}
-	if (size > SPAN_SMALL_MAX)
-		return _span_large_alloc(size, SPAN_PAGE, false);
-	return _span_alloc_class_slow(_span_class_of[span_class_index(size)]);
-}
-
 /*
  * How many objects an overflowing bin gives back: a whole batch (what the
  * transfer cache takes, one lock hold), or more if the bin is further
@@ -171,26 +161,6 @@ SPAN_NOINLINE void _span_bin_overflow(unsigned int cls)
 	else if (bin->count > bin->max)
 		bin_drain(cls, bin, overflow_count(bin, _span_classes[cls].batch));
 	errno = saved;
-}
-
-SPAN_NOINLINE void _span_free_slow(void *p, const char *fn)
-{
-	uintptr_t a = (uintptr_t)p;
-	struct span *s;
-	int saved;
-
-	if (!p)
-		return;
-	s = span_pagemap_get(a);
-	if (!s)
-		_span_invalid(fn, p, "not from this heap");
-	if (!s->cls) {
-		saved = errno;
-		_span_large_free(s, p, fn);
-		errno = saved;
-		return;
-	}
-	_span_invalid(fn, p, _span_not_object(s, p));
 }
 
 /*

@@ -481,7 +481,7 @@ void _span_central_collect(bool force)
 	_span_span_release_list(&dead);
 	_span_prim_stash_trim(force ? 0 : _span_opt.decay_ms);
 	/* And the large page heap's free runs past their decay. */
-	_span_large_collect(force);
+	_span_ph_collect(force);
 }
 
 bool _span_central_has_free(struct span *s, uintptr_t a)

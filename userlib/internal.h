@@ -320,9 +320,7 @@ void _span_transfer_reinit(void);
 
 extern __thread struct span_tcache _span_tc;
 
-void *_span_malloc_slow(size_t size);
 void *_span_alloc_class_slow(unsigned int cls);
-void _span_free_slow(void *p, const char *fn);
 /* free() of @p whose word 1 holds the key: a double free, or by chance. */
 void _span_free_suspect(void *p, struct span *s, const char *fn);
 void _span_bin_overflow(unsigned int cls);
@@ -424,6 +422,9 @@ void *_span_memalign(size_t align, size_t size);
 void *_span_valloc(size_t size);
 void *_span_pvalloc(size_t size);
 size_t _span_usable_size(const void *p);
+/* The inline fast paths' way out: start-up, large blocks, bad pointers. */
+void *_span_malloc_slow(size_t size);
+void _span_free_slow(void *p, const char *fn);
 /*
  * The backend said ENOMEM: give back the calling thread's cache, empty
  * spans, stashes, free runs and spare regions, so that a retry may
