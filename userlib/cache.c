@@ -94,6 +94,29 @@ static bool cache_ready(struct span_tcache *tc)
 	return false;
 }
 
+void _span_reclaim(void)
+{
+	span_add_relaxed(&_span_cnt.reclaims, 1);
+	_span_cache_flush();
+	_span_central_collect(true);	/* stashes and the page heap too */
+}
+
+/*
+ * Up to @want objects of @cls from central; when the backend says ENOMEM,
+ * the caches go back and it asks once more (review M1). 0 on ENOMEM.
+ */
+static uint32_t refill(unsigned int cls, uint32_t want, void **chain)
+{
+	bool reclaim = false;
+	uint32_t n = _span_central_refill(cls, want, chain, &reclaim);
+
+	if (!n && reclaim) {
+		_span_reclaim();
+		n = _span_central_refill(cls, want, chain, NULL);
+	}
+	return n;
+}
+
 SPAN_NOINLINE void *_span_alloc_class_slow(unsigned int cls)
 {
 	struct span_tcache *tc = &_span_tc;
@@ -103,7 +126,7 @@ SPAN_NOINLINE void *_span_alloc_class_slow(unsigned int cls)
 	uint32_t n;
 
 	if (!cache_ready(tc)) {
-		if (!_span_central_refill(cls, 1, &chain)) {
+		if (!refill(cls, 1, &chain)) {
 			errno = ENOMEM;
 			return NULL;
 		}
@@ -121,7 +144,7 @@ SPAN_NOINLINE void *_span_alloc_class_slow(unsigned int cls)
 	if (bin->max < sc->cap)
 		bin->max = bin->max + sc->batch < sc->cap ?
 			   bin->max + sc->batch : sc->cap;
-	n = _span_central_refill(cls, sc->batch, &chain);
+	n = refill(cls, sc->batch, &chain);
 	if (!n) {
 		errno = ENOMEM;
 		return NULL;

@@ -264,7 +264,7 @@ void _span_list_remove(struct span_list *l, struct span *s);
  * A small span of @pages pages for class @cls (not 0: large spans are the
  * page heap's) with its record; NULL + errno.
  */
-struct span *_span_span_new(size_t pages, unsigned int cls);
+struct span *_span_span_new(size_t pages, unsigned int cls, bool *reclaim);
 /*
  * Unmap every span of @l (emptied) from the page map and give it back
  * where it came from: kernel spans in backend batches (kept and retried
@@ -277,7 +277,8 @@ void _span_span_release_list(struct span_list *l);
  * ------------------------------------------------------------------- */
 
 /* Up to @want objects of @cls as a NULL-terminated chain; 0 on ENOMEM. */
-uint32_t _span_central_refill(unsigned int cls, uint32_t want, void **chain);
+uint32_t _span_central_refill(unsigned int cls, uint32_t want, void **chain,
+			      bool *reclaim);
 /* Give back @n objects of @cls chained from @head. */
 void _span_central_drain(unsigned int cls, void *head, uint32_t n);
 /* Release empty spans whose decay expired (all of them if @force). */
@@ -327,6 +328,18 @@ void _span_bin_overflow(unsigned int cls);
 void _span_cache_key_init(void);
 /* Hand the calling thread's cached objects back to central. */
 void _span_cache_flush(void);
+/*
+ * The backend said ENOMEM: give back the calling thread's cache, empty
+ * spans, stashes, free runs and spare regions, so that a retry may
+ * succeed. Call with no lock of the library held.
+ *
+ * Only the top asks for it (here and alloc.c), never a lower layer: an
+ * allocation below the thread cache that takes @reclaim (bool *) fails
+ * with *reclaim set where the backend said ENOMEM and a reclaim may help;
+ * its caller reclaims and calls again with NULL, which means: reclaimed
+ * already, fall back or fail.
+ */
+void _span_reclaim(void);
 
 /* ---------------------------------------------------------------------
  * pageheap.c: free runs of pages for large spans
@@ -336,7 +349,7 @@ void _span_cache_flush(void);
  * A large span of @pages pages (state LARGE), carved from a free run or
  * new; span->zero says whether all of it reads as zero. NULL + errno.
  */
-struct span *_span_ph_alloc(size_t pages);
+struct span *_span_ph_alloc(size_t pages, bool *reclaim);
 /* Large span @s (out of the page map) becomes a free run. */
 void _span_ph_free(struct span *s);
 /* Resize live span @s to @pages in place (never moves); false if not. */
@@ -346,7 +359,7 @@ bool _span_ph_resize(struct span *s, size_t pages);
  * freemap) with base, pages and region set. @fallback: the kernel said
  * no (counted). NULL + errno.
  */
-struct span *_span_ph_small(size_t pages, bool fallback);
+struct span *_span_ph_small(size_t pages, bool fallback, bool *reclaim);
 /*
  * Anonymous spans of @l (out of the page map, class 0, stamp_ms when they
  * became empty) become free runs.
@@ -398,7 +411,7 @@ void _span_region_stats(struct span_stats *st);
  * large.c
  * ------------------------------------------------------------------- */
 
-void *_span_large_alloc(size_t size, size_t align, bool zero);
+void *_span_large_alloc(size_t size, size_t align, bool zero, bool *reclaim);
 void _span_large_free(struct span *s, void *p, const char *fn);
 size_t _span_large_usable(const struct span *s);
 /* Resize in place (or by moving pages without copying); NULL if not. */
@@ -425,12 +438,6 @@ size_t _span_usable_size(const void *p);
 /* The inline fast paths' way out: start-up, large blocks, bad pointers. */
 void *_span_malloc_slow(size_t size);
 void _span_free_slow(void *p, const char *fn);
-/*
- * The backend said ENOMEM: give back the calling thread's cache, empty
- * spans, stashes, free runs and spare regions, so that a retry may
- * succeed. Call with no lock of the library held.
- */
-void _span_reclaim(void);
 
 /* ---------------------------------------------------------------------
  * misuse.c

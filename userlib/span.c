@@ -4,8 +4,9 @@
  * (pageheap.c), and are entered into the page map here.
  *
  * Small spans: on the kernel backend from prim.c's stashes; when the
- * kernel says ENOMEM, the caches go back (_span_reclaim()) and it asks
- * again, then the span comes from anonymous memory instead. On the mmap
+ * kernel says ENOMEM, the caller gives the caches back (_span_reclaim(),
+ * cache.c) and asks again, then the span comes from anonymous memory
+ * instead. On the mmap
  * backend always from the page heap. Going back, a span returns where it
  * came from (span->region): kernel spans in batches, and a batch the
  * kernel refuses is kept and tried again, never forgotten; anonymous
@@ -21,10 +22,12 @@
 #define RELEASE_CHUNK	64	/* spans per backend batch */
 
 /*
- * Pages for a small span of @cls from the kernel (a stash); on ENOMEM the
- * caches go back and it asks once more. NULL + errno.
+ * Pages for a small span of @cls from the kernel (a stash); NULL + errno.
+ * When it says no with @reclaim, *@reclaim is set (the caller reclaims and
+ * asks again without); without, the kernel is not asked for a while.
  */
-static struct span *small_kernel(size_t pages, unsigned int cls)
+static struct span *small_kernel(size_t pages, unsigned int cls,
+				 bool *reclaim)
 {
 	struct span *s;
 	void *mem;
@@ -37,9 +40,12 @@ static struct span *small_kernel(size_t pages, unsigned int cls)
 	if (!s)
 		return NULL;
 	mem = _span_prim_alloc(pages, cls);
-	if (!mem) {
-		_span_reclaim();
-		mem = _span_prim_alloc(pages, cls);
+	if (!mem && reclaim) {
+		*reclaim = true;
+		s->cls = cls;
+		_span_record_drop(s);
+		errno = ENOMEM;
+		return NULL;
 	}
 	if (!mem) {
 		_span_kernel_refused();
@@ -57,9 +63,10 @@ static struct span *small_kernel(size_t pages, unsigned int cls)
 }
 
 /* Anonymous pages for a small span of @cls (the page heap); NULL + errno. */
-static struct span *small_anon(size_t pages, unsigned int cls, bool fallback)
+static struct span *small_anon(size_t pages, unsigned int cls, bool fallback,
+				bool *reclaim)
 {
-	struct span *s = _span_ph_small(pages, fallback);
+	struct span *s = _span_ph_small(pages, fallback, reclaim);
 	struct span_list back = { 0 };
 
 	if (!s)
@@ -75,15 +82,17 @@ static struct span *small_anon(size_t pages, unsigned int cls, bool fallback)
 	return s;
 }
 
-struct span *_span_span_new(size_t pages, unsigned int cls)
+struct span *_span_span_new(size_t pages, unsigned int cls, bool *reclaim)
 {
 	bool kernel = _span_prim_backend() == SPAN_BACKEND_KERNEL;
 	struct span *s = NULL;
 
 	if (kernel)
-		s = small_kernel(pages, cls);
+		s = small_kernel(pages, cls, reclaim);
+	if (!s && reclaim && *reclaim)
+		return NULL;	/* reclaim first, then anonymous memory */
 	if (!s)		/* the mmap backend, or the kernel said no */
-		s = small_anon(pages, cls, kernel);
+		s = small_anon(pages, cls, kernel, reclaim);
 	if (!s)
 		return NULL;
 	s->cls = cls;
