@@ -3,6 +3,58 @@
  * fast paths of malloc() and free(). README.md teaches the tiers; this is
  * the map of who owns what.
  *
+ * Layers
+ *   An allocation crosses them once, downwards: a file calls only files
+ *   below it (the _span_ calls between files form a DAG, no circle).
+ *
+ *     malloc() free() ... (override.c, alloc.c; fast paths inline below)
+ *        |   small                               | large (> SMALL_MAX)
+ *        v                                       v
+ *     cache.c     thread cache, no lock        large.c
+ *        |                                       |
+ *        v                                       |
+ *     central.c --> transfer.c                   |
+ *        |   class locks; transfer locks         |
+ *        v                                       v
+ *     span.c  -- anonymous spans ---------> pageheap.c  page heap lock
+ *        |                                       |
+ *        | kernel spans                          v
+ *        |                                    region.c
+ *        v                                       |
+ *     prim.c  backend, stash locks  <------------+
+ *
+ *   layer          files                  calls into (besides the bottom)
+ *   API            override.c             alloc.c
+ *                  alloc.c                init cache large central
+ *                  glibc.c                init central
+ *                  pages.c                init prim
+ *                  stats.c                central large region prim
+ *   start-up       init.c      [init]     stats cache central large prim
+ *   thread cache   cache.c                central
+ *   central tier   central.c   [class]    transfer span pageheap prim
+ *                  transfer.c  [transfer]
+ *   spans          span.c                 pageheap prim
+ *                  large.c                pageheap
+ *   page heap      pageheap.c  [ph]       region prim
+ *   address space  region.c               prim
+ *   backend        prim.c      [stash]
+ *   bottom         pagemap.c [leaves], record.c [records], clock.c,
+ *                  counters.c, options.c, sizeclass.c, version.c,
+ *                  misuse.c: any layer above may call them
+ *
+ *   [x]: the file owns lock x. Locks nest only downwards: while one is
+ *   held its holder calls the bottom (records, page map) and no other
+ *   layer, except init.c, which holds its lock over the start-up of the
+ *   layers below, and its fork handler, which takes every lock in
+ *   central.c's order. The inline fast paths take none.
+ *
+ *   ENOMEM from the backend: a lower layer fails with *reclaim set
+ *   (bool *reclaim, before any fallback), and the top that owns the
+ *   caches (cache.c's refill, alloc.c's large_alloc) gives them back,
+ *   _span_reclaim(), and asks once more. Decay: central.c's sweep, from
+ *   its slow paths, gives back expired spans (span.c), stashes (prim.c)
+ *   and free runs (pageheap.c): one place for every tier.
+ *
  * Glossary
  *   span     a run of whole pages from the backend (prim.h). A small span
  *            holds objects of one size class; a large span holds one
