@@ -221,7 +221,7 @@ TEST(reused_record_is_no_small_span)
 	/* A large block the size of one such span. */
 	ASSERT_LT(SPAN_SMALL_MAX, sc->pages * SPAN_PAGE);
 	for (i = 0; i < 3; i++) {
-		v[i] = _span_span_new(sc->pages, cls);
+		v[i] = _span_span_new(sc->pages, cls, NULL);
 		ASSERT_NE(NULL, v[i]);
 		v[i]->limit = sc->limit;	/* as central does */
 		v[i]->state = SPAN_STATE_EMPTY;

@@ -22,6 +22,58 @@ static bool mul_overflow(size_t a, size_t b, size_t *out)
 	return __builtin_mul_overflow(a, b, out);
 }
 
+/*
+ * A large block; when the backend says ENOMEM, the caches go back and it
+ * asks once more (review M1). NULL + errno.
+ */
+static void *large_alloc(size_t size, size_t align, bool zero)
+{
+	bool reclaim = false;
+	void *p = _span_large_alloc(size, align, zero, &reclaim);
+
+	if (!p && reclaim) {
+		_span_reclaim();
+		p = _span_large_alloc(size, align, zero, NULL);
+	}
+	return p;
+}
+
+/*
+ * The slow paths of the inline malloc() and free() (internal.h) that are
+ * not the thread cache's: start-up, large blocks, invalid pointers.
+ */
+SPAN_NOINLINE void *_span_malloc_slow(size_t size)
+{
+	if (unlikely(!_span_ready) && !_span_init()) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	if (size > SPAN_SMALL_MAX)
+		return large_alloc(size, SPAN_PAGE, false);
+	return _span_alloc_class_slow(_span_class_of[span_class_index(size)]);
+}
+
+/* free() keeps errno: POSIX asks it to (a large free may fail a call). */
+SPAN_NOINLINE void _span_free_slow(void *p, const char *fn)
+{
+	uintptr_t a = (uintptr_t)p;
+	struct span *s;
+	int saved;
+
+	if (!p)
+		return;
+	s = span_pagemap_get(a);
+	if (!s)
+		_span_invalid(fn, p, "not from this heap");
+	if (!s->cls) {
+		saved = errno;
+		_span_large_free(s, p, fn);
+		errno = saved;
+		return;
+	}
+	_span_invalid(fn, p, _span_not_object(s, p));
+}
+
 SPAN_API void *span_malloc(size_t size)
 {
 	return span_malloc_inline(size);
@@ -60,7 +112,7 @@ void *_span_calloc(size_t n, size_t size)
 			return NULL;
 		}
 		/* Fresh spans come zeroed from the backend: no memset. */
-		return _span_large_alloc(bytes, SPAN_PAGE, true);
+		return large_alloc(bytes, SPAN_PAGE, true);
 	}
 	p = span_malloc_inline(bytes);
 	if (p)
@@ -158,7 +210,7 @@ static void *alloc_aligned(size_t align, size_t size)
 		errno = ENOMEM;
 		return NULL;
 	}
-	return _span_large_alloc(size, align > SPAN_PAGE ? align : SPAN_PAGE,
+	return large_alloc(size, align > SPAN_PAGE ? align : SPAN_PAGE,
 				 false);
 }
 
@@ -223,13 +275,6 @@ void *_span_pvalloc(size_t size)
 	return alloc_aligned(SPAN_PAGE, size);
 }
 SPAN_API void *span_pvalloc(size_t size) SPAN_ALIAS(_span_pvalloc);
-
-void _span_reclaim(void)
-{
-	span_add_relaxed(&_span_cnt.reclaims, 1);
-	_span_cache_flush();
-	_span_central_collect(true);	/* stashes and the page heap too */
-}
 
 SPAN_API void span_trim(void)
 {

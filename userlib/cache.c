@@ -5,7 +5,8 @@
  * Each thread has, per size class, a bin: a singly-linked free list and
  * its length, in initial-exec TLS (struct span_tcache _span_tc). malloc
  * pops, free pushes: no lock, no atomic read-modify-write, no system call.
- * When a bin is empty, _span_malloc_slow() refills it with a batch from
+ * When a bin is empty, _span_alloc_class_slow() (from the fast path, or
+ * alloc.c's _span_malloc_slow()) refills it with a batch from
  * central.c; when it grows past its max, _span_bin_overflow() drains a
  * batch back. A bin's max starts at one batch and grows by a batch on each
  * refill up to the class's cap (slow start), so idle classes hold little.
@@ -93,6 +94,29 @@ static bool cache_ready(struct span_tcache *tc)
 	return false;
 }
 
+void _span_reclaim(void)
+{
+	span_add_relaxed(&_span_cnt.reclaims, 1);
+	_span_cache_flush();
+	_span_central_collect(true);	/* stashes and the page heap too */
+}
+
+/*
+ * Up to @want objects of @cls from central; when the backend says ENOMEM,
+ * the caches go back and it asks once more (review M1). 0 on ENOMEM.
+ */
+static uint32_t refill(unsigned int cls, uint32_t want, void **chain)
+{
+	bool reclaim = false;
+	uint32_t n = _span_central_refill(cls, want, chain, &reclaim);
+
+	if (!n && reclaim) {
+		_span_reclaim();
+		n = _span_central_refill(cls, want, chain, NULL);
+	}
+	return n;
+}
+
 SPAN_NOINLINE void *_span_alloc_class_slow(unsigned int cls)
 {
 	struct span_tcache *tc = &_span_tc;
@@ -102,7 +126,7 @@ SPAN_NOINLINE void *_span_alloc_class_slow(unsigned int cls)
 	uint32_t n;
 
 	if (!cache_ready(tc)) {
-		if (!_span_central_refill(cls, 1, &chain)) {
+		if (!refill(cls, 1, &chain)) {
 			errno = ENOMEM;
 			return NULL;
 		}
@@ -120,7 +144,7 @@ SPAN_NOINLINE void *_span_alloc_class_slow(unsigned int cls)
 	if (bin->max < sc->cap)
 		bin->max = bin->max + sc->batch < sc->cap ?
 			   bin->max + sc->batch : sc->cap;
-	n = _span_central_refill(cls, sc->batch, &chain);
+	n = refill(cls, sc->batch, &chain);
 	if (!n) {
 		errno = ENOMEM;
 		return NULL;
@@ -129,17 +153,6 @@ SPAN_NOINLINE void *_span_alloc_class_slow(unsigned int cls)
 	bin->head = *(void **)p;
 	bin->count = n - 1;
 	return span_obj_out(p);
-}
-
-SPAN_NOINLINE void *_span_malloc_slow(size_t size)
-{
-	if (unlikely(!_span_ready) && !_span_init()) {
-		errno = ENOMEM;
-		return NULL;
-	}
-	if (size > SPAN_SMALL_MAX)
-		return _span_large_alloc(size, SPAN_PAGE, false);
-	return _span_alloc_class_slow(_span_class_of[span_class_index(size)]);
 }
 
 /*
@@ -171,26 +184,6 @@ SPAN_NOINLINE void _span_bin_overflow(unsigned int cls)
 	else if (bin->count > bin->max)
 		bin_drain(cls, bin, overflow_count(bin, _span_classes[cls].batch));
 	errno = saved;
-}
-
-SPAN_NOINLINE void _span_free_slow(void *p, const char *fn)
-{
-	uintptr_t a = (uintptr_t)p;
-	struct span *s;
-	int saved;
-
-	if (!p)
-		return;
-	s = span_pagemap_get(a);
-	if (!s)
-		_span_invalid(fn, p, "not from this heap");
-	if (!s->cls) {
-		saved = errno;
-		_span_large_free(s, p, fn);
-		errno = saved;
-		return;
-	}
-	_span_invalid(fn, p, _span_not_object(s, p));
 }
 
 /*

@@ -234,7 +234,8 @@ static void central_maybe_sweep(uint64_t now)
 	_span_central_collect(false);
 }
 
-uint32_t _span_central_refill(unsigned int cls, uint32_t want, void **chain)
+uint32_t _span_central_refill(unsigned int cls, uint32_t want, void **chain,
+			      bool *reclaim)
 {
 	const struct span_class *sc = &_span_classes[cls];
 	struct central *c = &centrals[cls];
@@ -259,7 +260,7 @@ uint32_t _span_central_refill(unsigned int cls, uint32_t want, void **chain)
 				_span_list_remove(&c->empty, s);
 			} else {
 				pthread_mutex_unlock(&c->lock);
-				s = _span_span_new(sc->pages, cls);
+				s = _span_span_new(sc->pages, cls, reclaim);
 				pthread_mutex_lock(&c->lock);
 				if (!s)
 					break;
@@ -481,7 +482,7 @@ void _span_central_collect(bool force)
 	_span_span_release_list(&dead);
 	_span_prim_stash_trim(force ? 0 : _span_opt.decay_ms);
 	/* And the large page heap's free runs past their decay. */
-	_span_large_collect(force);
+	_span_ph_collect(force);
 }
 
 bool _span_central_has_free(struct span *s, uintptr_t a)

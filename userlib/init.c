@@ -1,5 +1,5 @@
 /*
- * init.c: process-wide start-up, fork handlers and the time source.
+ * init.c: process-wide start-up and the fork handlers.
  *
  * Init runs at load (a constructor) or on the first malloc, whichever
  * comes first, possibly before main() and from other libraries'
@@ -21,7 +21,6 @@
 #include <pthread.h>
 #include <string.h>
 #include <sys/auxv.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -34,28 +33,20 @@ static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
 static int hooks_done;
 static int init_dead;		/* the forced backend cannot start */
 
-uint64_t _span_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static void fork_prepare(void)
 {
 	pthread_mutex_lock(&init_lock);
 	_span_central_lock_all();
 	_span_large_lock();
 	_span_pagemap_lock();
-	_span_span_lock();
+	_span_record_lock();
 	_span_prim_lock_all();
 }
 
 static void fork_parent(void)
 {
 	_span_prim_unlock_all();
-	_span_span_unlock();
+	_span_record_unlock();
 	_span_pagemap_unlock();
 	_span_large_unlock();
 	_span_central_unlock_all();
@@ -64,7 +55,7 @@ static void fork_parent(void)
 
 static void fork_child(void)
 {
-	_span_span_reinit();
+	_span_record_reinit();
 	_span_pagemap_reinit();
 	_span_large_reinit();
 	_span_central_reinit();

@@ -3,12 +3,64 @@
  * fast paths of malloc() and free(). README.md teaches the tiers; this is
  * the map of who owns what.
  *
+ * Layers
+ *   An allocation crosses them once, downwards: a file calls only files
+ *   below it (the _span_ calls between files form a DAG, no circle).
+ *
+ *     malloc() free() ... (override.c, alloc.c; fast paths inline below)
+ *        |   small                               | large (> SMALL_MAX)
+ *        v                                       v
+ *     cache.c     thread cache, no lock        large.c
+ *        |                                       |
+ *        v                                       |
+ *     central.c --> transfer.c                   |
+ *        |   class locks; transfer locks         |
+ *        v                                       v
+ *     span.c  -- anonymous spans ---------> pageheap.c  page heap lock
+ *        |                                       |
+ *        | kernel spans                          v
+ *        |                                    region.c
+ *        v                                       |
+ *     prim.c  backend, stash locks  <------------+
+ *
+ *   layer          files                  calls into (besides the bottom)
+ *   API            override.c             alloc.c
+ *                  alloc.c                init cache large central
+ *                  glibc.c                init central
+ *                  pages.c                init prim
+ *                  stats.c                central large region prim
+ *   start-up       init.c      [init]     stats cache central large prim
+ *   thread cache   cache.c                central
+ *   central tier   central.c   [class]    transfer span pageheap prim
+ *                  transfer.c  [transfer]
+ *   spans          span.c                 pageheap prim
+ *                  large.c                pageheap
+ *   page heap      pageheap.c  [ph]       region prim
+ *   address space  region.c               prim
+ *   backend        prim.c      [stash]
+ *   bottom         pagemap.c [leaves], record.c [records], clock.c,
+ *                  counters.c, options.c, sizeclass.c, version.c,
+ *                  misuse.c: any layer above may call them
+ *
+ *   [x]: the file owns lock x. Locks nest only downwards: while one is
+ *   held its holder calls the bottom (records, page map) and no other
+ *   layer, except init.c, which holds its lock over the start-up of the
+ *   layers below, and its fork handler, which takes every lock in
+ *   central.c's order. The inline fast paths take none.
+ *
+ *   ENOMEM from the backend: a lower layer fails with *reclaim set
+ *   (bool *reclaim, before any fallback), and the top that owns the
+ *   caches (cache.c's refill, alloc.c's large_alloc) gives them back,
+ *   _span_reclaim(), and asks once more. Decay: central.c's sweep, from
+ *   its slow paths, gives back expired spans (span.c), stashes (prim.c)
+ *   and free runs (pageheap.c): one place for every tier.
+ *
  * Glossary
  *   span     a run of whole pages from the backend (prim.h). A small span
  *            holds objects of one size class; a large span holds one
  *            allocation above SPANALLOC_SMALL_MAX.
  *   record   struct span: metadata of one span, kept in its own guarded
- *            mappings (span.c), never next to user data.
+ *            mappings (record.c), never next to user data.
  *   page map address -> record, two-level radix table (pagemap.c).
  *   bin      one size class of a thread cache: a free list and its count.
  *   central  one size class shared by all threads: spans with free objects,
@@ -97,7 +149,7 @@ enum span_state {
  * M2): line 0 is set when the span is made (and, for large spans, by the
  * page heap under its lock) and read by free()'s fast path; line 1 is the
  * central lists' (small spans, under the class lock); line 2 the page
- * heap's age list. Records are 64-byte aligned (span.c's meta_alloc).
+ * heap's age list. Records are 64-byte aligned (record.c's meta_alloc).
  */
 struct span {
 	/* Line 0: read by free()'s fast path; keep base first. */
@@ -227,53 +279,58 @@ static inline struct span *span_pagemap_get(uintptr_t a)
 }
 
 /* ---------------------------------------------------------------------
- * span.c: records and spans from the backend
+ * record.c: span records and other metadata, span lists
  * ------------------------------------------------------------------- */
 
-/*
- * A small span of @pages pages for class @cls (not 0: large spans are the
- * page heap's) with its record; NULL + errno.
- */
-struct span *_span_span_new(size_t pages, unsigned int cls);
-/*
- * Unmap every span of @l (emptied) from the page map and give it back
- * where it came from: kernel spans in backend batches (kept and retried
- * if the kernel refuses), anonymous ones to the page heap.
- */
-void _span_span_release_list(struct span_list *l);
-/*
- * The kernel refused a span even after a reclaim: for the decay interval
- * new spans come from anonymous memory without asking it (and without a
- * reclaim each).
- */
-void _span_kernel_refused(void);
-bool _span_kernel_refusing(void);
-void _span_span_lock(void);
-void _span_span_unlock(void);
-void _span_span_reinit(void);
 /* Mappings for allocator metadata, with guard pages; never user data. */
 void *_span_meta_map(size_t bytes);
 /* A metadata block of up to 256 bytes (not zeroed); NULL + errno. */
 void *_span_meta_alloc(size_t bytes);
 void _span_meta_free(void *p, size_t bytes);
 
+/*
+ * A record (not zeroed) whose stale magic and limit are cleared, with a
+ * freemap if @cls is not 0; NULL + errno.
+ */
+struct span *_span_record_alloc(unsigned int cls);
 /* A zeroed record for a large span or free run, no pages; NULL + errno. */
 struct span *_span_record_new(void);
-/* Free a record that holds no pages and is in no page map. */
+/* Free a record (and its freemap) that holds no pages and is in no map. */
 void _span_record_drop(struct span *s);
-
+/* Bytes of the freemap of a small span of @cls. */
+size_t _span_freemap_bytes(unsigned int cls);
 /* Mark every object of small span @s free in its bitmap. */
 void _span_freemap_fill(struct span *s);
+void _span_record_lock(void);
+void _span_record_unlock(void);
+void _span_record_reinit(void);
 
 void _span_list_push(struct span_list *l, struct span *s);
 void _span_list_remove(struct span_list *l, struct span *s);
+
+/* ---------------------------------------------------------------------
+ * span.c: small spans from the backend or the page heap
+ * ------------------------------------------------------------------- */
+
+/*
+ * A small span of @pages pages for class @cls (not 0: large spans are the
+ * page heap's) with its record; NULL + errno.
+ */
+struct span *_span_span_new(size_t pages, unsigned int cls, bool *reclaim);
+/*
+ * Unmap every span of @l (emptied) from the page map and give it back
+ * where it came from: kernel spans in backend batches (kept and retried
+ * if the kernel refuses), anonymous ones to the page heap.
+ */
+void _span_span_release_list(struct span_list *l);
 
 /* ---------------------------------------------------------------------
  * central.c
  * ------------------------------------------------------------------- */
 
 /* Up to @want objects of @cls as a NULL-terminated chain; 0 on ENOMEM. */
-uint32_t _span_central_refill(unsigned int cls, uint32_t want, void **chain);
+uint32_t _span_central_refill(unsigned int cls, uint32_t want, void **chain,
+			      bool *reclaim);
 /* Give back @n objects of @cls chained from @head. */
 void _span_central_drain(unsigned int cls, void *head, uint32_t n);
 /* Release empty spans whose decay expired (all of them if @force). */
@@ -316,15 +373,25 @@ void _span_transfer_reinit(void);
 
 extern __thread struct span_tcache _span_tc;
 
-void *_span_malloc_slow(size_t size);
 void *_span_alloc_class_slow(unsigned int cls);
-void _span_free_slow(void *p, const char *fn);
 /* free() of @p whose word 1 holds the key: a double free, or by chance. */
 void _span_free_suspect(void *p, struct span *s, const char *fn);
 void _span_bin_overflow(unsigned int cls);
 void _span_cache_key_init(void);
 /* Hand the calling thread's cached objects back to central. */
 void _span_cache_flush(void);
+/*
+ * The backend said ENOMEM: give back the calling thread's cache, empty
+ * spans, stashes, free runs and spare regions, so that a retry may
+ * succeed. Call with no lock of the library held.
+ *
+ * Only the top asks for it (here and alloc.c), never a lower layer: an
+ * allocation below the thread cache that takes @reclaim (bool *) fails
+ * with *reclaim set where the backend said ENOMEM and a reclaim may help;
+ * its caller reclaims and calls again with NULL, which means: reclaimed
+ * already, fall back or fail.
+ */
+void _span_reclaim(void);
 
 /* ---------------------------------------------------------------------
  * pageheap.c: free runs of pages for large spans
@@ -334,7 +401,7 @@ void _span_cache_flush(void);
  * A large span of @pages pages (state LARGE), carved from a free run or
  * new; span->zero says whether all of it reads as zero. NULL + errno.
  */
-struct span *_span_ph_alloc(size_t pages);
+struct span *_span_ph_alloc(size_t pages, bool *reclaim);
 /* Large span @s (out of the page map) becomes a free run. */
 void _span_ph_free(struct span *s);
 /* Resize live span @s to @pages in place (never moves); false if not. */
@@ -344,7 +411,7 @@ bool _span_ph_resize(struct span *s, size_t pages);
  * freemap) with base, pages and region set. @fallback: the kernel said
  * no (counted). NULL + errno.
  */
-struct span *_span_ph_small(size_t pages, bool fallback);
+struct span *_span_ph_small(size_t pages, bool fallback, bool *reclaim);
 /*
  * Anonymous spans of @l (out of the page map, class 0, stamp_ms when they
  * became empty) become free runs.
@@ -356,6 +423,13 @@ void _span_ph_lock(void);
 void _span_ph_unlock(void);
 void _span_ph_reinit(void);
 void _span_ph_stats(struct span_stats *st);
+/*
+ * The kernel refused a span even after a reclaim: for the decay interval
+ * new spans come from anonymous memory without asking it (and without a
+ * reclaim each).
+ */
+void _span_kernel_refused(void);
+bool _span_kernel_refusing(void);
 
 /* ---------------------------------------------------------------------
  * region.c: address space for the page heap
@@ -389,7 +463,7 @@ void _span_region_stats(struct span_stats *st);
  * large.c
  * ------------------------------------------------------------------- */
 
-void *_span_large_alloc(size_t size, size_t align, bool zero);
+void *_span_large_alloc(size_t size, size_t align, bool zero, bool *reclaim);
 void _span_large_free(struct span *s, void *p, const char *fn);
 size_t _span_large_usable(const struct span *s);
 /* Resize in place (or by moving pages without copying); NULL if not. */
@@ -413,12 +487,9 @@ void *_span_memalign(size_t align, size_t size);
 void *_span_valloc(size_t size);
 void *_span_pvalloc(size_t size);
 size_t _span_usable_size(const void *p);
-/*
- * The backend said ENOMEM: give back the calling thread's cache, empty
- * spans, stashes, free runs and spare regions, so that a retry may
- * succeed. Call with no lock of the library held.
- */
-void _span_reclaim(void);
+/* The inline fast paths' way out: start-up, large blocks, bad pointers. */
+void *_span_malloc_slow(size_t size);
+void _span_free_slow(void *p, const char *fn);
 
 /* ---------------------------------------------------------------------
  * misuse.c
@@ -454,7 +525,7 @@ void _span_options_init(void);
 const char *_span_env(const char *name);
 
 /* ---------------------------------------------------------------------
- * stats.c: counters kept off the fast paths
+ * counters.c: counters kept off the fast paths
  * ------------------------------------------------------------------- */
 
 struct span_counters {
@@ -469,7 +540,13 @@ struct span_counters {
 };
 
 extern struct span_counters _span_cnt;
+/* Mapped bytes change by @delta; keeps the peak. */
 void _span_stats_mapped(int64_t delta);
+
+/* ---------------------------------------------------------------------
+ * stats.c: span_stats() and the report at exit
+ * ------------------------------------------------------------------- */
+
 void _span_stats_init(void);
 void _span_stats_at_exit(void);
 
@@ -482,6 +559,12 @@ extern int _span_ready;		/* 1 once the process-wide init is done */
 extern uint64_t _span_free_key;
 /* Returns true when the allocator works (backend up). */
 bool _span_init(void);
+
+/* ---------------------------------------------------------------------
+ * clock.c
+ * ------------------------------------------------------------------- */
+
+/* Monotonic milliseconds (coarse): decay stamps. */
 uint64_t _span_now_ms(void);
 
 /* ---------------------------------------------------------------------

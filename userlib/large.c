@@ -40,7 +40,7 @@ static void check_live(const struct span *s, const void *p, const char *fn)
 		_span_invalid(fn, p, "interior pointer");
 }
 
-void *_span_large_alloc(size_t size, size_t align, bool zero)
+void *_span_large_alloc(size_t size, size_t align, bool zero, bool *reclaim)
 {
 	size_t pages, extra = align > SPAN_PAGE ? align - SPAN_PAGE : 0;
 	struct span *s;
@@ -50,7 +50,7 @@ void *_span_large_alloc(size_t size, size_t align, bool zero)
 		return NULL;
 	}
 	pages = (size + extra + SPAN_PAGE - 1) >> SPAN_PAGE_SHIFT;
-	s = _span_ph_alloc(pages);
+	s = _span_ph_alloc(pages, reclaim);
 	if (!s) {
 		errno = ENOMEM;
 		return NULL;

@@ -56,13 +56,14 @@
  *
  * When the backend says ENOMEM, the library first gives back its caches
  * (_span_reclaim(): thread cache, empty spans, stashes, every run, spare
- * regions) and tries again (review M1), and only then falls back to
- * anonymous memory (kernel) or fails. A kernel that refused even then is
+ * regions) and tries again (review M1): this file fails with *reclaim
+ * set, and the top (cache.c, alloc.c) reclaims and asks again; only then
+ * does it fall back to anonymous memory (kernel) or fail. A kernel that refused even then is
  * not asked again for the decay interval: new spans go to regions.
  *
  * Backend calls are made outside the lock, except for record allocation.
  * Lock order: this file's lock, then the page map's, then the records'
- * (span.c); never held while taking a central lock or a stash lock.
+ * (record.c); never held while taking a central lock or a stash lock.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -603,14 +604,29 @@ static int region_run(struct region *g, bool kernel)
 	return 0;
 }
 
+/* When the kernel last refused a span even after a reclaim (ms), or 0. */
+static uint64_t kernel_refused_ms;
+
+bool _span_kernel_refusing(void)
+{
+	uint64_t t = span_load_relaxed(&kernel_refused_ms);
+
+	return t && _span_now_ms() - t < _span_opt.decay_ms;
+}
+
+void _span_kernel_refused(void)
+{
+	span_store_relaxed(&kernel_refused_ms, _span_now_ms());
+}
+
 /*
  * @pages of anonymous memory with a record of their own (state FREE): a
- * dirty or clean run's front, or a new region's. On ENOMEM, once, the
- * caches go back and it tries again. NULL + errno.
+ * dirty or clean run's front, or a new region's. NULL + errno; on ENOMEM
+ * with @reclaim, *@reclaim is set: the caller gives its caches back and
+ * asks again without (internal.h).
  */
-static struct span *anon_take(size_t pages)
+static struct span *anon_take(size_t pages, bool *reclaim)
 {
-	bool reclaimed = false;
 	struct region *g;
 	struct span *r;
 
@@ -624,13 +640,10 @@ static struct span *anon_take(size_t pages)
 			return r;
 		g = _span_region_new(pages);
 		if (!g) {
-			if (reclaimed) {
-				errno = ENOMEM;
-				return NULL;
-			}
-			_span_reclaim();
-			reclaimed = true;
-			continue;
+			if (reclaim)
+				*reclaim = true;
+			errno = ENOMEM;
+			return NULL;
 		}
 		if (region_run(g, false))
 			return NULL;
@@ -639,12 +652,12 @@ static struct span *anon_take(size_t pages)
 
 /*
  * @pages of a kernel region with a record of their own: a kernel run's
- * front, or a new region's. On ENOMEM the caches go back and it tries once
- * more. NULL + errno.
+ * front, or a new region's. NULL + errno; on ENOMEM with @reclaim,
+ * *@reclaim is set (the caller reclaims and asks again without), else the
+ * kernel is not asked again for a while.
  */
-static struct span *kernel_take(size_t pages)
+static struct span *kernel_take(size_t pages, bool *reclaim)
 {
-	bool reclaimed = false;
 	struct region *g;
 	struct span *r;
 
@@ -661,13 +674,12 @@ static struct span *kernel_take(size_t pages)
 		g = _span_region_kernel(pages);
 		if (!g) {
 			span_add_relaxed(&_span_cnt.prim_errors, 1);
-			if (reclaimed || errno != ENOMEM) {
+			if (!reclaim || errno != ENOMEM) {
 				_span_kernel_refused();
 				return NULL;
 			}
-			_span_reclaim();
-			reclaimed = true;
-			continue;
+			*reclaim = true;
+			return NULL;
 		}
 		if (region_run(g, true))
 			return NULL;
@@ -676,7 +688,7 @@ static struct span *kernel_take(size_t pages)
 
 /* ---- what large.c and span.c ask for ---- */
 
-struct span *_span_ph_alloc(size_t pages)
+struct span *_span_ph_alloc(size_t pages, bool *reclaim)
 {
 	struct span_list dead = { 0 };
 	uint64_t now = _span_now_ms();
@@ -693,14 +705,16 @@ struct span *_span_ph_alloc(size_t pages)
 
 	hit = r;
 	if (!r && !anon) {
-		r = kernel_take(pages);
+		r = kernel_take(pages, reclaim);
+		if (!r && reclaim && *reclaim)
+			return NULL;	/* reclaim first, then regions */
 		if (!r) {
 			anon = true;	/* the kernel said no: regions */
 			span_add_relaxed(&ph.fallbacks, 1);
 		}
 	}
 	if (!r && anon)
-		r = anon_take(pages);
+		r = anon_take(pages, reclaim);
 	if (!r)
 		return NULL;
 	pthread_mutex_lock(&ph.lock);
@@ -731,9 +745,9 @@ void _span_ph_free(struct span *s)
 	release(&dead, false);
 }
 
-struct span *_span_ph_small(size_t pages, bool fallback)
+struct span *_span_ph_small(size_t pages, bool fallback, bool *reclaim)
 {
-	struct span *r = anon_take(pages);
+	struct span *r = anon_take(pages, reclaim);
 
 	if (r && fallback)
 		span_add_relaxed(&ph.fallbacks, 1);

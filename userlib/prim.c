@@ -91,7 +91,7 @@ static const char *prim_env(const char *name)
 	return _span_env(name);
 }
 
-/* From stats.c and init.c: atomics and a clock, no lock, no malloc. */
+/* From counters.c and clock.c: atomics and a clock, no lock, no malloc. */
 void _span_stats_mapped(int64_t delta);
 uint64_t _span_now_ms(void);
 

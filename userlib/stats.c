@@ -1,8 +1,9 @@
 /*
- * stats.c: statistics. Counters are only touched on slow paths (backend
- * calls, batches, large allocations), never per malloc or free, so the
- * fast paths stay lean; span_stats() gathers them with the per-class and
- * large-cache numbers, span_stats_print() formats them without malloc.
+ * stats.c: statistics. Counters (counters.c) are only touched on slow
+ * paths (backend calls, batches, large allocations), never per malloc or
+ * free, so the fast paths stay lean; span_stats() gathers them with the
+ * per-class and large-cache numbers, span_stats_print() formats them
+ * without malloc.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -11,21 +12,6 @@
 
 #include "internal.h"
 #include "prim.h"
-
-struct span_counters _span_cnt;
-
-void _span_stats_mapped(int64_t delta)
-{
-	uint64_t now = span_add_relaxed(&_span_cnt.mapped_bytes,
-					(uint64_t)delta);
-	uint64_t peak = span_load_relaxed(&_span_cnt.mapped_peak);
-
-	while (now > peak &&
-	       !__atomic_compare_exchange_n(&_span_cnt.mapped_peak, &peak, now,
-					    true, __ATOMIC_RELAXED,
-					    __ATOMIC_RELAXED))
-		;
-}
 
 SPAN_API void span_stats(struct span_stats *st)
 {
