@@ -12,6 +12,7 @@
 # make deb             the Debian packages, in build/deb/ (debian/)
 # make fuzz            the fuzzer on the debug kernel (FUZZ_KERNEL, FUZZ_OPS, ...)
 # make trinity         trinity against the device on the debug kernel
+# make coverage        module/'s gcov coverage: debug selftests, then fuzz
 
 KERNEL  ?= 6.12
 KERNELS := 6.1 6.12 debug
@@ -61,7 +62,8 @@ TEST_MALLOC := malloc_glibc
 TEST_STATIC := malloc_static
 
 .PHONY: all module modules userlib selftests check demo bench setup \
-	debug-kernel checkpatch clean help install uninstall deb fuzz trinity
+	debug-kernel checkpatch clean help install uninstall deb fuzz trinity \
+	coverage
 
 all: module userlib selftests
 
@@ -154,7 +156,7 @@ demo: module userlib $(DEMO_BIN)
 FUZZ_KERNEL  ?= debug
 FUZZ_TIMEOUT ?= 21600
 FUZZ_VARS    := FUZZ_SEED FUZZ_PROCS FUZZ_THREADS FUZZ_OPS FUZZ_FAULT_OPS \
-		FUZZ_KILLS FUZZ_TIME
+		FUZZ_KILLS FUZZ_TIME SPANALLOC_GCOV_DIR
 
 fuzz: setup userlib selftests
 	@[ $(FUZZ_KERNEL) != debug ] || scripts/build-debug-kernel
@@ -162,6 +164,30 @@ fuzz: setup userlib selftests
 	@scripts/vm-run --kernel $(FUZZ_KERNEL) --mem 1536M \
 		--timeout $(FUZZ_TIMEOUT) $(foreach v,$(FUZZ_VARS),$(if $($(v)),--env $(v)=$($(v)))) \
 		-- scripts/fuzz
+
+# Line and branch coverage of module/ (gcov, debug kernel): scripts/check's
+# debug part (selftests, KUnit, fault injection; the --numa 2 boot), then
+# `make fuzz`'s run, each one's counters collected in the guest
+# (scripts/gcov-collect); scripts/coverage reports after check, after fuzz
+# and both together, each in $(COVERAGE_DIR)/report-*/ (summary.txt,
+# uncovered.txt, untaken.txt). Fails if check or fuzz failed.
+COVERAGE_DIR := $(BUILD)/coverage
+
+coverage: setup
+	@rm -rf $(COVERAGE_DIR) && mkdir -p $(COVERAGE_DIR)
+	@st=0; \
+	CHECK_RESULTS=$(CURDIR)/$(COVERAGE_DIR)/check scripts/check debug || st=1; \
+	$(MAKE) -s fuzz SPANALLOC_GCOV_DIR=$(CURDIR)/$(COVERAGE_DIR)/fuzz/gcov || st=1; \
+	c=$(COVERAGE_DIR)/check; f=$(COVERAGE_DIR)/fuzz/gcov; \
+	echo; echo "== coverage after check"; \
+	scripts/coverage -o $(COVERAGE_DIR)/report-check -l "after check" \
+		$$c/debug/gcov $$c/debug-numa/gcov || st=1; \
+	echo; echo "== coverage after fuzz"; \
+	scripts/coverage -o $(COVERAGE_DIR)/report-fuzz -l "after fuzz" $$f || st=1; \
+	echo; echo "== coverage, check and fuzz combined"; \
+	scripts/coverage -o $(COVERAGE_DIR)/report-all -l "check + fuzz" \
+		$$c/debug/gcov $$c/debug-numa/gcov $$f || st=1; \
+	exit $$st
 
 # Trinity as nobody with the device as its victim file (scripts/trinity):
 # TRINITY_SYSCALLS, TRINITY_CHILDREN, TRINITY_SEED.

@@ -578,6 +578,39 @@ TEST_F(dev, heap_stats_by_class)
 	EXPECT_EQ(3, st.spans);
 }
 
+/*
+ * chunks_by_order: the buddy allocations by order since the module was
+ * loaded, orders 0 to 9 on one line; pcp_frames read while a pool lives
+ * (the sum over pools; with no heap there is no pool to sum).
+ */
+TEST_F(dev, stats_chunks_by_order_and_pcp_frames)
+{
+	char buf[256], *p, *end;
+	long n, v, sum = 0;
+	int fd, orders = 0;
+	void *span;
+
+	ASSERT_EQ(0, span_alloc(self->fd, 8, 0, &span));
+	fd = open(STATS "chunks_by_order", O_RDONLY);
+	ASSERT_LE(0, fd);
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	ASSERT_LT(0, n);
+	buf[n] = '\0';
+	for (p = buf; *p != '\n' && orders < 64; p = end) {
+		v = strtol(p, &end, 10);
+		ASSERT_NE(p, end);
+		EXPECT_LE(0, v);
+		sum += v;
+		orders++;
+	}
+	EXPECT_EQ(10, orders);
+	/* This span's frames came from the buddy allocator, now or before. */
+	EXPECT_LT(0, sum);
+	EXPECT_LE(0, read_stat("pcp_frames"));
+	EXPECT_EQ(0, span_free(self->fd, span));
+}
+
 TEST_F(dev, heap_stats_bad_fields)
 {
 	struct spanalloc_class_stat classes[SPANALLOC_NUM_CLASSES + 1];
@@ -1255,6 +1288,36 @@ TEST_F(dev, mremap_refused)
 }
 
 /*
+ * Moving the arena without growing it passes VM_DONTEXPAND: the core mm
+ * copies the VMA (->open in the same mm) and asks ->mremap, which refuses;
+ * the copy is closed again and the heap must live on with its data.
+ */
+TEST_F(dev, mremap_move_refused_heap_lives_on)
+{
+	char *span, *target, *again;
+	void *p;
+
+	ASSERT_EQ(0, span_alloc(self->fd, 2, 0, (void **)&span));
+	memset(span, 0x6b, 2 * self->page);
+	target = mmap(NULL, ARENA_BYTES, PROT_NONE,
+		      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	ASSERT_NE(MAP_FAILED, target);
+	p = mremap(self->arena, ARENA_BYTES, ARENA_BYTES,
+		   MREMAP_MAYMOVE | MREMAP_FIXED, target);
+	EXPECT_EQ(MAP_FAILED, p);
+	EXPECT_EQ(EINVAL, errno);
+	if (p == MAP_FAILED)
+		munmap(target, ARENA_BYTES);
+	/* Closing the copy did not end the heap: spans work as before. */
+	EXPECT_EQ(0x6b, span[2 * self->page - 1]);
+	EXPECT_EQ(2, heap_pages(self->fd));
+	ASSERT_EQ(0, span_alloc(self->fd, 1, 0, (void **)&again));
+	again[0] = 1;
+	EXPECT_EQ(0, span_free(self->fd, again));
+	EXPECT_EQ(0, span_free(self->fd, span));
+}
+
+/*
  * A shared mapping: MADV_DONTNEED drops the entries, the data stays and a
  * refault maps it again (one fault maps the page and the next ones).
  */
@@ -1613,6 +1676,29 @@ TEST_F(dev, view_mapped_late_sees_old_spans)
  * A new arena, a new heap: a view mapped before shows the new heap's
  * records, never the dead heap's (review L1: its PTEs outlived the heap).
  */
+/* The view is one mapping: unmapping or protecting part of it is EINVAL. */
+TEST_F(dev, view_cannot_be_split)
+{
+	uint64_t *view;
+	size_t bytes;
+	char *a, *v;
+
+	view = map_view(self->fd, PROT_READ, MAP_SHARED, &bytes);
+	ASSERT_NE(NULL, view);
+	ASSERT_LE(3 * self->page, (long)bytes);
+	v = (char *)view;
+	EXPECT_EQ(-1, munmap(v + self->page, self->page));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(-1, mprotect(v, self->page, PROT_NONE));
+	EXPECT_EQ(EINVAL, errno);
+	/* Still one whole view. */
+	ASSERT_EQ(0, span_alloc(self->fd, 1, 9, (void **)&a));
+	EXPECT_EQ(9, SPANALLOC_VIEW_CLASS(view_of(view, self->arena, a,
+						  self->page)));
+	EXPECT_EQ(0, view[bytes / 8 - 1]);
+	EXPECT_EQ(0, munmap(view, bytes));
+}
+
 TEST_F(dev, view_follows_a_new_arena)
 {
 	uint64_t *view;
@@ -1977,6 +2063,56 @@ TEST_F(dev, resize_heap_limit_enomem)
 	EXPECT_EQ(0, span_resize(self->fd, span, 64));
 	EXPECT_EQ(64, heap_pages(self->fd));
 	write_param("heap_max_frames", old);
+}
+
+/* A grow that takes the whole free run up to the next span leaves none. */
+TEST_F(dev, resize_grow_fills_a_hole_exactly)
+{
+	unsigned char *a, *b, *c, *d;
+
+	ASSERT_EQ(0, span_alloc(self->fd, 4, 0, (void **)&a));
+	ASSERT_EQ(0, span_alloc(self->fd, 4, 0, (void **)&b));
+	ASSERT_EQ(0, span_alloc(self->fd, 4, 0, (void **)&c));
+	/* Best fit, lowest address first. */
+	ASSERT_EQ(a + 4 * self->page, b);
+	ASSERT_EQ(b + 4 * self->page, c);
+	c[0] = 3;
+	ASSERT_EQ(0, span_free(self->fd, b));
+	EXPECT_EQ(0, span_resize(self->fd, a, 8));
+	a[8 * self->page - 1] = 1;
+	EXPECT_EQ(-ENOMEM, span_resize(self->fd, a, 9));
+	/* The hole is gone: a new span goes after c, not into a. */
+	ASSERT_EQ(0, span_alloc(self->fd, 4, 0, (void **)&d));
+	EXPECT_EQ(c + 4 * self->page, d);
+	EXPECT_EQ(3, c[0]);
+	EXPECT_EQ(1, a[8 * self->page - 1]);
+	EXPECT_EQ(16, heap_pages(self->fd));
+}
+
+/*
+ * The global frame limit is met only when the frames are taken, after the
+ * grow took its range: the failed grow gives the range back.
+ */
+TEST_F(dev, resize_past_max_frames_gives_the_range_back)
+{
+	long old = read_param("max_frames");
+	unsigned char *span;
+	int err;
+
+	ASSERT_EQ(0, span_alloc(self->fd, 4, 0, (void **)&span));
+	span[0] = 5;
+	if (write_param("max_frames", read_stat("frames") + 8))
+		SKIP(return, "cannot set max_frames (not root?)");
+	err = span_resize(self->fd, span, 64);
+	write_param("max_frames", old);
+	EXPECT_EQ(-ENOMEM, err);
+	EXPECT_EQ(4, heap_pages(self->fd));
+	EXPECT_EQ(5, span[0]);
+	EXPECT_EQ(SIGBUS, touch_signal((char *)span + 4 * self->page, 0));
+	/* Without the limit the same pages are there to grow into. */
+	EXPECT_EQ(0, span_resize(self->fd, span, 64));
+	EXPECT_EQ(0, span[63 * self->page]);
+	EXPECT_EQ(0, span_free(self->fd, span));
 }
 
 /* The child shrinks, grows and writes its copy of the span. */
