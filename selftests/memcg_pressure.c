@@ -220,6 +220,17 @@ static void check_all(int n, struct report *r)
 	}
 }
 
+/* Check every byte of the first @n blocks, free them, report: exit status. */
+static int finish(int n, struct report *r)
+{
+	check_all(n, r);
+	r->blocks = n;
+	for (int i = 0; i < n; i++)
+		span_free(blocks[i].p);
+	send_report(r);
+	return r->bad_bytes ? 1 : 0;
+}
+
 /*
  * A worker (squeezed_by_a_hog): fill WORKER_BYTES, say ready, wait for
  * the squeeze, churn WORKER_OPS blocks (each checked before it is freed),
@@ -254,12 +265,7 @@ static int worker_main(uint64_t seed)
 		if (!block_new(b, &s, seed << 32 | gen++))
 			r.null_mallocs++;
 	}
-	check_all(n, &r);
-	r.blocks = n;
-	for (int i = 0; i < n; i++)
-		span_free(blocks[i].p);
-	send_report(&r);
-	return r.bad_bytes ? 1 : 0;
+	return finish(n, &r);
 }
 
 /*
@@ -281,12 +287,7 @@ static int sibling_main(uint64_t seed)
 	if (write(STATUS_FD, "R", 1) != 1)
 		return 24;
 	wait_go();
-	check_all(n, &r);
-	r.blocks = n;
-	for (int i = 0; i < n; i++)
-		span_free(blocks[i].p);
-	send_report(&r);
-	return r.bad_bytes ? 1 : 0;
+	return finish(n, &r);
 }
 
 /*
@@ -363,19 +364,27 @@ struct child {
 	int status;		/* read end: messages */
 };
 
-static long read_stat(const char *name)
+/* The number in file @path, or -1. */
+static long read_long(const char *path)
 {
-	char path[128], buf[32] = "";
-	int fd;
+	char buf[64] = "";
 	ssize_t n;
+	int fd;
 
-	snprintf(path, sizeof(path), STATS "%s", name);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -1;
 	n = read(fd, buf, sizeof(buf) - 1);
 	close(fd);
 	return n > 0 ? strtol(buf, NULL, 10) : -1;
+}
+
+static long read_stat(const char *name)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), STATS "%s", name);
+	return read_long(path);
 }
 
 /* The value of @key in the flat-keyed file @dir/@file (memory.events). */
@@ -399,17 +408,10 @@ static long cg_key(const char *dir, const char *file, const char *key)
 
 static long cg_long(const char *dir, const char *file)
 {
-	char path[512], buf[64] = "";
-	int fd;
-	ssize_t n;
+	char path[512];
 
 	snprintf(path, sizeof(path), "%s/%s", dir, file);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	return n > 0 ? strtol(buf, NULL, 10) : -1;
+	return read_long(path);
 }
 
 static int cg_write(const char *dir, const char *file, const char *val)
