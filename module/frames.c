@@ -128,6 +128,9 @@ static struct spanalloc_frames *frames_new(struct spanalloc_pool *pool,
 	return frames;
 }
 
+static void frames_disown_from(struct spanalloc_frames *frames,
+			       unsigned long from);
+
 /*
  * A set of @nr frames whose first @from are left as holes for the caller to
  * fill and the rest are taken, zeroed, from @pool.
@@ -148,6 +151,13 @@ static struct spanalloc_frames *frames_make(struct spanalloc_pool *pool,
 		return ERR_PTR(err);
 	}
 	frames->filled = nr - from;
+	/* Only an ioctl makes a set: leave room for the faults after it. */
+	err = spanalloc_pool_headroom(pool);
+	if (err) {
+		frames_disown_from(frames, from);
+		spanalloc_frames_forget(frames);
+		return ERR_PTR(err);
+	}
 	return frames;
 }
 

@@ -554,6 +554,68 @@ int spanalloc_pool_take(struct spanalloc_pool *pool, struct page **pages,
 }
 
 /*
+ * Whether @memcg or one of its ancestors has less than
+ * SPANALLOC_MEMCG_HEADROOM pages left below its limit (memory.max, or
+ * memory.limit_in_bytes on cgroup v1). Usage includes the per-CPU charge
+ * stocks, so this errs on the side of "tight". The root has no limit.
+ */
+static bool pool_memcg_tight(struct mem_cgroup *memcg)
+{
+#ifdef CONFIG_MEMCG
+	for (; memcg; memcg = parent_mem_cgroup(memcg))
+		if (page_counter_read(&memcg->memory) + SPANALLOC_MEMCG_HEADROOM >
+		    READ_ONCE(memcg->memory.max))
+			return true;
+#endif
+	return false;
+}
+
+/**
+ * spanalloc_pool_headroom() - leave room in the pool's cgroup for faults
+ * @pool:	the pool whose cgroup a request just charged.
+ *
+ * Called by the ioctls that hand out frames, after taking them. When the
+ * cgroup (or an ancestor) is within SPANALLOC_MEMCG_HEADROOM pages of its
+ * limit, that many pages are charged and given straight back: the charge
+ * reclaims what the cgroup can give (page cache, swap, pooled frames
+ * through the shrinker) and fails, without the OOM killer, when it cannot.
+ * Then the request fails with -ENOMEM while the cgroup still has room for
+ * the faults its process takes next (page tables, the library's own
+ * records): a cgroup's limit is met by an ioctl that says -ENOMEM, where the
+ * library can give back what it caches and ask again, and not by a page
+ * fault, which at the limit can only wake the OOM killer.
+ *
+ * Context: process context, may sleep.
+ * Return: 0 or -ENOMEM.
+ */
+int spanalloc_pool_headroom(struct spanalloc_pool *pool)
+{
+	const gfp_t gfp = GFP_KERNEL | __GFP_ACCOUNT | __GFP_RETRY_MAYFAIL |
+			  __GFP_NOWARN;
+	struct mem_cgroup *old_memcg;
+	struct page *page, *next;
+	unsigned long got = 0;
+	LIST_HEAD(probe);
+
+	if (!pool_memcg_tight(pool->memcg))
+		return 0;
+	old_memcg = set_active_memcg(pool->memcg);
+	while (got < SPANALLOC_MEMCG_HEADROOM) {
+		page = alloc_page(gfp);
+		if (!page)
+			break;
+		list_add(&page->lru, &probe);
+		got++;
+	}
+	set_active_memcg(old_memcg);
+	list_for_each_entry_safe(page, next, &probe, lru) {
+		list_del(&page->lru);
+		__free_page(page);
+	}
+	return got < SPANALLOC_MEMCG_HEADROOM ? -ENOMEM : 0;
+}
+
+/*
  * Give up to @nr pooled frames of node @nid (NUMA_NO_NODE: any) back to the
  * buddy allocator: dirty first, then clean, then those in the per-CPU caches
  * of every CPU.

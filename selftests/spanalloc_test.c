@@ -2369,6 +2369,77 @@ TEST(memcg_limit_enomem)
 	EXPECT_EQ(0, WEXITSTATUS(status));
 }
 
+/*
+ * The child of memcg_limit_leaves_headroom, in a 32 MiB cgroup without
+ * swap: 64 KiB spans until SPAN_ALLOC says -ENOMEM, then 768 KiB of
+ * anonymous memory touched, as a library's own records and a program's
+ * stack would be. Exits 0 when it got through; the memcg OOM killer's
+ * SIGKILL otherwise.
+ */
+static int headroom_child(void)
+{
+	size_t got = 0, anon = 768 << 10;
+	void *span;
+	char *p;
+	int fd, err;
+
+	fd = open(DEV, O_RDWR);
+	if (fd < 0 || mmap(NULL, ARENA_BYTES, PROT_READ | PROT_WRITE,
+			   MAP_SHARED, fd, 0) == MAP_FAILED)
+		return 2;
+	while (!(err = span_alloc(fd, (64 << 10) / page_size(), 0, &span)))
+		got += 64 << 10;
+	if (err != -ENOMEM)
+		return 3;
+	/* Refused near the limit, not far from it. */
+	if (got < (24 << 20))
+		return 4;
+	p = mmap(NULL, anon, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return 5;
+	memset(p, 1, anon);
+	return 0;
+}
+
+/*
+ * At a cgroup's limit, SPAN_ALLOC says -ENOMEM while the cgroup still has
+ * room for the faults its caller takes next (SPANALLOC_MEMCG_HEADROOM):
+ * the limit is met by an ioctl whose -ENOMEM the library answers by giving
+ * back its caches, never by a page fault that wakes the OOM killer. (Before,
+ * frames filled the cgroup to the last page and the library's next record
+ * page OOM-killed it: malloc_pageheap's memcg_max_as_far_as_glibc, once in
+ * twenty runs.)
+ */
+TEST(memcg_limit_leaves_headroom)
+{
+	int status;
+	pid_t pid;
+
+	if (!device_present())
+		SKIP(return, "module not loaded");
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		if (enter_memcg("spanalloc_headroom", 32 << 20))
+			_exit(100);
+		/* No swap: nothing in the cgroup can give way but our pool. */
+		if (write_file("/sys/fs/cgroup/spanalloc_headroom/memory.swap.max",
+			       "0") && errno != ENOENT)
+			_exit(101);
+		_exit(headroom_child());
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	rmdir("/sys/fs/cgroup/spanalloc_headroom");
+	if (WIFEXITED(status) && WEXITSTATUS(status) >= 100)
+		SKIP(return, "no cgroup2 memory controller");
+	if (WIFSIGNALED(status))
+		TH_LOG("killed by signal %d: the cgroup's OOM killer",
+		       WTERMSIG(status));
+	ASSERT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(0, WEXITSTATUS(status));
+}
+
 /* ---- threads and exec ------------------------------------------------------ */
 
 struct racer {
