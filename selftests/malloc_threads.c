@@ -181,6 +181,64 @@ TEST(thread_exit_flushes)
 		  b.small_central_free_bytes);
 }
 
+/*
+ * A destructor of the program's that runs after the thread cache's (it
+ * sets its value again, so it runs in each of the destructor rounds): the
+ * cache is dead by then, every malloc goes to central and every free back.
+ */
+static pthread_key_t late_key;
+static atomic_int late_rounds, late_bad;
+
+static void late_destructor(void *arg)
+{
+	void *v[300];
+	int i;
+
+	for (i = 0; i < 300; i++) {
+		v[i] = obj_new(16 + i % 7 * 48, i);
+		if (!v[i])
+			atomic_fetch_add(&late_bad, 1);
+	}
+	for (i = 0; i < 300; i++) {
+		if (v[i] && !obj_ok(v[i]))
+			atomic_fetch_add(&late_bad, 1);
+		span_free(v[i]);
+	}
+	if (atomic_fetch_add(&late_rounds, 1) < 2)
+		pthread_setspecific(late_key, arg);
+}
+
+static void *alloc_with_late_destructor(void *arg)
+{
+	void *p = span_malloc(64);
+
+	pthread_setspecific(late_key, arg);
+	span_free(p);
+	return NULL;
+}
+
+/*
+ * malloc and free in destructors after the thread cache's own (review of
+ * the bin counters: a malloc in a dead cache once left its bin's count at
+ * -1, and the next free drained 2^32 objects).
+ */
+TEST(malloc_after_thread_cache_exit)
+{
+	struct span_stats a, b;
+	pthread_t t;
+
+	ASSERT_EQ(0, pthread_key_create(&late_key, late_destructor));
+	span_stats(&a);
+	ASSERT_EQ(0, pthread_create(&t, NULL, alloc_with_late_destructor,
+				    (void *)1));
+	ASSERT_EQ(0, pthread_join(t, NULL));
+	span_stats(&b);
+	EXPECT_EQ(3, atomic_load(&late_rounds));
+	EXPECT_EQ(0, atomic_load(&late_bad));
+	EXPECT_EQ(a.threads_exited + 1, b.threads_exited);
+	pthread_key_delete(late_key);
+}
+
 static void *spin_alloc(void *arg)
 {
 	uint64_t seed = (uint64_t)(uintptr_t)arg | 1;

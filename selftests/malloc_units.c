@@ -492,7 +492,8 @@ TEST(thread_cache_bins)
 	for (i = 0; i < 4 * _span_classes[cls].cap; i++) {
 		void *x = span_malloc(200);
 
-		EXPECT_LE(bin->count, bin->max);
+		EXPECT_LE(bin->count, _span_tc.max[cls]);
+		EXPECT_EQ(_span_tc.max[cls] - bin->count, bin->room);
 		span_free(x);
 	}
 	EXPECT_LE(bin->count, _span_classes[cls].cap);

@@ -50,6 +50,8 @@ SPAN_NOINLINE void *_span_malloc_slow(size_t size)
 	}
 	if (size > SPAN_SMALL_MAX)
 		return large_alloc(size, SPAN_PAGE, false);
+	/* Before init the fast path took from class 0's bin. */
+	span_bin_settle(&_span_tc.bins[0]);
 	return _span_alloc_class_slow(_span_class_of[span_class_index(size)]);
 }
 

@@ -2,9 +2,11 @@
  * cache.c: the thread cache (Go's mcache, TCMalloc's ThreadCache): the slow
  * paths behind the inline fast paths of internal.h.
  *
- * Each thread has, per size class, a bin: a singly-linked free list and
- * its length, in initial-exec TLS (struct span_tcache _span_tc). malloc
- * pops, free pushes: no lock, no atomic read-modify-write, no system call.
+ * Each thread has, per size class, a bin: a singly-linked free list, its
+ * length and its room below the bin's max, in initial-exec TLS (struct
+ * span_tcache _span_tc). malloc pops, free pushes: no lock, no atomic
+ * read-modify-write, no system call; each tests the counter it decrements
+ * (struct span_bin).
  * When a bin is empty, _span_alloc_class_slow() (from the fast path, or
  * alloc.c's _span_malloc_slow()) refills it with a batch from
  * central.c; when it grows past its max, _span_bin_overflow() drains a
@@ -28,18 +30,27 @@ __thread struct span_tcache _span_tc;
 static pthread_key_t cache_key;
 static int cache_key_ok;
 
+/* @bin's room under max @max, after its count changed. */
+static void bin_set_room(struct span_bin *bin, int32_t max)
+{
+	bin->room = bin->count < max ? max - bin->count : 0;
+}
+
 static void bin_drain(unsigned int cls, struct span_bin *bin, uint32_t n)
 {
 	void *head = bin->head, *p = head;
 	uint32_t i;
 
-	if (!n)
+	if (!n) {
+		bin_set_room(bin, _span_tc.max[cls]);
 		return;
+	}
 	for (i = 1; i < n; i++)
 		p = *(void **)p;
 	bin->head = *(void **)p;
 	*(void **)p = NULL;	/* a chain of its own: the transfer cache's */
 	bin->count -= n;
+	bin_set_room(bin, _span_tc.max[cls]);
 	_span_central_drain(cls, head, n);
 }
 
@@ -57,8 +68,10 @@ static void cache_exit(void *arg)
 	unsigned int cls;
 
 	tc->state = SPAN_TC_DEAD;
-	for (cls = 0; cls < SPAN_NUM_CLASSES; cls++)
-		tc->bins[cls].max = 0;
+	for (cls = 0; cls < SPAN_NUM_CLASSES; cls++) {
+		tc->max[cls] = 0;
+		bin_set_room(&tc->bins[cls], 0);
+	}
 	cache_flush(tc);
 	span_add_relaxed(&_span_cnt.threads_exited, 1);
 }
@@ -73,8 +86,10 @@ static void cache_setup(struct span_tcache *tc)
 {
 	unsigned int cls;
 
-	for (cls = 1; cls < SPAN_NUM_CLASSES; cls++)
-		tc->bins[cls].max = _span_classes[cls].batch;
+	for (cls = 1; cls < SPAN_NUM_CLASSES; cls++) {
+		tc->max[cls] = (int32_t)_span_classes[cls].batch;
+		bin_set_room(&tc->bins[cls], tc->max[cls]);
+	}
 	tc->state = SPAN_TC_LIVE;
 	span_add_relaxed(&_span_cnt.threads, 1);
 	/* May allocate (keys past the first 32): the cache works already. */
@@ -125,6 +140,7 @@ SPAN_NOINLINE void *_span_alloc_class_slow(unsigned int cls)
 	void *chain, *p;
 	uint32_t n;
 
+	span_bin_settle(bin);	/* the fast path's -1 */
 	if (!cache_ready(tc)) {
 		if (!refill(cls, 1, &chain)) {
 			errno = ENOMEM;
@@ -132,18 +148,17 @@ SPAN_NOINLINE void *_span_alloc_class_slow(unsigned int cls)
 		}
 		return span_obj_out(chain);
 	}
-	if (bin->count) {	/* filled by a free before the cache was set up */
-		p = bin->head;
-		bin->head = *(void **)p;
-		bin->count--;
-		return span_obj_out(p);
-	}
+	/* Filled by a free before the cache was set up. */
+	if (span_bin_take(bin))
+		return span_bin_pop_taken(bin);
+	span_bin_settle(bin);	/* span_bin_take()'s -1 */
 	/* Empty by count but not by link: a free list made into a cycle. */
 	if (unlikely(bin->head))
 		_span_invalid("free", bin->head, "double free");
-	if (bin->max < sc->cap)
-		bin->max = bin->max + sc->batch < sc->cap ?
-			   bin->max + sc->batch : sc->cap;
+	if (tc->max[cls] < (int32_t)sc->cap)
+		tc->max[cls] = tc->max[cls] + sc->batch < sc->cap ?
+			       tc->max[cls] + (int32_t)sc->batch :
+			       (int32_t)sc->cap;
 	n = refill(cls, sc->batch, &chain);
 	if (!n) {
 		errno = ENOMEM;
@@ -151,7 +166,8 @@ SPAN_NOINLINE void *_span_alloc_class_slow(unsigned int cls)
 	}
 	p = chain;
 	bin->head = *(void **)p;
-	bin->count = n - 1;
+	bin->count = (int32_t)n - 1;
+	bin_set_room(bin, tc->max[cls]);
 	return span_obj_out(p);
 }
 
@@ -160,13 +176,14 @@ SPAN_NOINLINE void *_span_alloc_class_slow(unsigned int cls)
  * transfer cache takes, one lock hold), or more if the bin is further
  * over its max than that.
  */
-static uint32_t overflow_count(const struct span_bin *bin, uint32_t batch)
+static uint32_t overflow_count(const struct span_bin *bin, int32_t max,
+			       uint32_t batch)
 {
-	uint32_t over = bin->count - bin->max;
+	uint32_t over = (uint32_t)(bin->count - max), count = bin->count;
 
 	if (over > batch)
 		return over;
-	return batch < bin->count ? batch : bin->count;
+	return batch < count ? batch : count;
 }
 
 /*
@@ -179,10 +196,14 @@ SPAN_NOINLINE void _span_bin_overflow(unsigned int cls)
 	struct span_bin *bin = &tc->bins[cls];
 	int saved = errno;
 
+	bin->count++;	/* the object span_bin_push() did not count */
 	if (!cache_ready(tc))
 		bin_drain(cls, bin, bin->count);
-	else if (bin->count > bin->max)
-		bin_drain(cls, bin, overflow_count(bin, _span_classes[cls].batch));
+	else if (bin->count > tc->max[cls])
+		bin_drain(cls, bin, overflow_count(bin, tc->max[cls],
+						   _span_classes[cls].batch));
+	else
+		bin_set_room(bin, tc->max[cls]);
 	errno = saved;
 }
 
@@ -203,9 +224,7 @@ SPAN_COLD void _span_free_suspect(void *p, struct span *s, const char *fn)
 			_span_invalid(fn, p, "double free");
 	if (_span_central_has_free(s, (uintptr_t)p))
 		_span_invalid(fn, p, "double free");
-	*(void **)p = bin->head;
-	bin->head = p;
-	if (++bin->count > bin->max)
+	if (!span_bin_push(bin, p))
 		_span_bin_overflow(s->cls);
 	errno = saved;
 }

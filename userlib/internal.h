@@ -209,10 +209,19 @@ struct span_class {
 	uint64_t limit;
 };
 
+/*
+ * A bin counts both ways so that each fast path tests with the one
+ * instruction that updates: malloc takes one from @count and goes the slow
+ * way when that makes it negative (the bin was empty), free takes one from
+ * @room and drains when that makes it negative (the bin was at its max).
+ * @room is the max (struct span_tcache) less @count; 0 before init, so the
+ * first malloc and free of a thread go the slow way. Both stay far below
+ * 2^31; the slow paths put a -1 back (span_bin_settle()).
+ */
 struct span_bin {
 	void *head;
-	uint32_t count;
-	uint32_t max;		/* count above this drains; 0 before init */
+	int32_t count;
+	int32_t room;
 };
 
 enum span_tc_state {
@@ -223,6 +232,7 @@ enum span_tc_state {
 
 struct span_tcache {
 	struct span_bin bins[SPAN_NUM_CLASSES];
+	int32_t max[SPAN_NUM_CLASSES];	/* count above this drains */
 	uint32_t state;
 };
 
@@ -584,36 +594,74 @@ static inline void *span_obj_out(void *p)
 	return p;
 }
 
+/*
+ * Take one from @bin's count; false when it was empty. The count, not the
+ * head, says empty: a double free's cycle ends. Written as a decrement
+ * whose sign is the test, which compilers make one subtraction in memory
+ * and a branch on its flag; the slow path puts a count of -1 back to 0
+ * (span_bin_settle()), since a store here would undo that.
+ */
+static inline bool span_bin_take(struct span_bin *bin)
+{
+	if (unlikely(--bin->count < 0))
+		return false;
+	bin->room++;
+	return true;
+}
+
+/* After a fast path's decrement went below 0: the count it stood for. */
+static inline void span_bin_settle(struct span_bin *bin)
+{
+	if (bin->count < 0)
+		bin->count = 0;
+}
+
+/* Pop an object from @bin, which span_bin_take() said holds one. */
+static inline void *span_bin_pop_taken(struct span_bin *bin)
+{
+	void *p = bin->head;
+
+	bin->head = *(void **)p;
+	return span_obj_out(p);
+}
+
+/*
+ * Push @p on @bin; false when that took it past its max: then the caller
+ * must call _span_bin_overflow(), which counts @p. (Counting it only
+ * after the test keeps the two counters' updates in different blocks,
+ * which GCC would otherwise merge into a slower vector add.)
+ */
+static inline bool span_bin_push(struct span_bin *bin, void *p)
+{
+	*(void **)p = bin->head;
+	bin->head = p;
+	if (unlikely(--bin->room < 0))
+		return false;
+	bin->count++;
+	return true;
+}
+
 static inline void *span_bin_pop(unsigned int cls)
 {
 	struct span_bin *bin = &_span_tc.bins[cls];
-	void *p;
 
-	if (unlikely(!bin->count))
+	if (unlikely(!span_bin_take(bin)))
 		return _span_alloc_class_slow(cls);
-	p = bin->head;
-	bin->head = *(void **)p;
-	bin->count--;
-	return span_obj_out(p);
+	return span_bin_pop_taken(bin);
 }
 
 static inline void *span_malloc_inline(size_t size)
 {
 	struct span_bin *bin;
 	unsigned int cls;
-	void *p;
 
 	if (unlikely(size > SPAN_SMALL_MAX))
 		return _span_malloc_slow(size);
 	cls = _span_class_of[span_class_index(size)];
 	bin = &_span_tc.bins[cls];
-	/* The count, not the head, says empty: a double free's cycle ends. */
-	if (unlikely(!bin->count))
+	if (unlikely(!span_bin_take(bin)))
 		return _span_malloc_slow(size);
-	p = bin->head;
-	bin->head = *(void **)p;
-	bin->count--;
-	return span_obj_out(p);
+	return span_bin_pop_taken(bin);
 }
 
 /*
@@ -638,9 +686,7 @@ static inline void span_free_inline(void *p, const char *fn)
 	}
 	bin = &_span_tc.bins[s->cls];
 	((uint64_t *)p)[1] = key;
-	*(void **)p = bin->head;
-	bin->head = p;
-	if (unlikely(++bin->count > bin->max))
+	if (unlikely(!span_bin_push(bin, p)))
 		_span_bin_overflow(s->cls);
 }
 
