@@ -76,7 +76,7 @@ TEST(class_lookup)
 
 	init();
 	for (size = 0; size <= SPAN_SMALL_MAX; size++) {
-		unsigned int cls = _span_class_of[span_class_index(size)];
+		unsigned int cls = span_class_of(size);
 
 		ASSERT_LT(0, cls) TH_LOG("size %zu", size);
 		ASSERT_LE(size, _span_classes[cls].size) TH_LOG("size %zu", size);
@@ -180,7 +180,7 @@ TEST(pagemap_live_objects)
 	ASSERT_NE(NULL, large);
 	s = span_pagemap_get((uintptr_t)small);
 	ASSERT_NE(NULL, s);
-	EXPECT_EQ(_span_class_of[span_class_index(100)], s->cls);
+	EXPECT_EQ(span_class_of(100), s->cls);
 	EXPECT_LE(s->base, (uintptr_t)small);
 	EXPECT_GT(s->base + s->pages * SPAN_PAGE, (uintptr_t)small);
 	EXPECT_TRUE((uintptr_t)s < s->base ||
@@ -210,7 +210,7 @@ TEST(pagemap_live_objects)
  */
 TEST(reused_record_is_no_small_span)
 {
-	unsigned int cls = _span_class_of[span_class_index(SPAN_SMALL_MAX)];
+	unsigned int cls = span_class_of(SPAN_SMALL_MAX);
 	const struct span_class *sc = &_span_classes[cls];
 	struct span *v[3], *s;
 	struct span_list l;
@@ -472,7 +472,7 @@ TEST(realloc_in_place_after_fork)
 /* Bins: LIFO, counted, bounded by max, refilled by a batch. */
 TEST(thread_cache_bins)
 {
-	unsigned int cls = _span_class_of[span_class_index(200)];
+	unsigned int cls = span_class_of(200);
 	struct span_bin *bin;
 	void *p, *q;
 	uint32_t i;

@@ -52,7 +52,7 @@ SPAN_NOINLINE void *_span_malloc_slow(size_t size)
 		return large_alloc(size, SPAN_PAGE, false);
 	/* Before init the fast path took from class 0's bin. */
 	span_bin_settle(&_span_tc.bins[0]);
-	return _span_alloc_class_slow(_span_class_of[span_class_index(size)]);
+	return _span_alloc_class_slow(span_class_of(size));
 }
 
 /* free() keeps errno: POSIX asks it to (a large free may fail a call). */

@@ -163,6 +163,7 @@ struct span {
 	struct region *region;	/* the region its pages are carved from;
 				   NULL: a small span of the kernel */
 	uint32_t zero;		/* every page reads as zero (fresh) */
+	uint32_t bin;		/* small: span_bin_offset(cls), for free() */
 	/* Line 1: small spans' central state, under the class's lock. */
 	_Alignas(64) uint32_t state;	/* enum span_state */
 	uint32_t nfree;		/* free objects: free list + tail */
@@ -241,12 +242,14 @@ struct span_tcache {
  * ------------------------------------------------------------------- */
 
 /*
- * Indexed by span_class_index(); all zero (class 0) until init. Every class
+ * Indexed by span_class_index(): the byte offset in a thread cache's bins
+ * of the bin of the class for that size (span_bin_offset()), so that the
+ * fast path adds it as it is; all zero (class 0) until init. Every class
  * malloc uses is a multiple of 16 bytes, so one shift indexes them all: a
- * 2 KiB table, one formula, no branch on the fast path.
+ * 4 KiB table, one formula, no branch on the fast path.
  */
 #define SPAN_CLASS_INDEX_MAX	((SPAN_SMALL_MAX + 15) >> 4)
-extern uint8_t _span_class_of[SPAN_CLASS_INDEX_MAX + 1];
+extern uint16_t _span_bin_of[SPAN_CLASS_INDEX_MAX + 1];
 extern struct span_class _span_classes[SPAN_NUM_CLASSES];
 
 void _span_sizeclass_init(void);
@@ -256,6 +259,18 @@ unsigned int _span_class_aligned(size_t size, size_t align);
 static inline size_t span_class_index(size_t size)
 {
 	return (size + 15) >> 4;
+}
+
+/* Where class @cls's bin is in struct span_tcache.bins, in bytes. */
+static inline uint32_t span_bin_offset(unsigned int cls)
+{
+	return cls * (uint32_t)sizeof(struct span_bin);
+}
+
+/* The size class malloc(@size) takes, @size <= SPAN_SMALL_MAX. */
+static inline unsigned int span_class_of(size_t size)
+{
+	return _span_bin_of[span_class_index(size)] / sizeof(struct span_bin);
 }
 
 /* ---------------------------------------------------------------------
@@ -382,6 +397,12 @@ void _span_transfer_reinit(void);
  * ------------------------------------------------------------------- */
 
 extern __thread struct span_tcache _span_tc;
+
+/* This thread's bin at byte offset @off (span_bin_offset()). */
+static inline struct span_bin *span_bin_at(uint32_t off)
+{
+	return (struct span_bin *)((char *)_span_tc.bins + off);
+}
 
 void *_span_alloc_class_slow(unsigned int cls);
 /* free() of @p whose word 1 holds the key: a double free, or by chance. */
@@ -653,12 +674,10 @@ static inline void *span_bin_pop(unsigned int cls)
 static inline void *span_malloc_inline(size_t size)
 {
 	struct span_bin *bin;
-	unsigned int cls;
 
 	if (unlikely(size > SPAN_SMALL_MAX))
 		return _span_malloc_slow(size);
-	cls = _span_class_of[span_class_index(size)];
-	bin = &_span_tc.bins[cls];
+	bin = span_bin_at(_span_bin_of[span_class_index(size)]);
 	if (unlikely(!span_bin_take(bin)))
 		return _span_malloc_slow(size);
 	return span_bin_pop_taken(bin);
@@ -684,7 +703,7 @@ static inline void span_free_inline(void *p, const char *fn)
 		_span_free_suspect(p, s, fn);
 		return;
 	}
-	bin = &_span_tc.bins[s->cls];
+	bin = span_bin_at(s->bin);
 	((uint64_t *)p)[1] = key;
 	if (unlikely(!span_bin_push(bin, p)))
 		_span_bin_overflow(s->cls);

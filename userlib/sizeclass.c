@@ -21,7 +21,7 @@
 
 #include "internal.h"
 
-uint8_t _span_class_of[SPAN_CLASS_INDEX_MAX + 1];
+uint16_t _span_bin_of[SPAN_CLASS_INDEX_MAX + 1];
 struct span_class _span_classes[SPAN_NUM_CLASSES];
 
 static const uint32_t class_table[SPAN_NUM_CLASSES][2] =
@@ -61,7 +61,8 @@ void _span_sizeclass_init(void)
 		while (_span_classes[cls].size <
 		       (size > SPAN_MIN_OBJECT ? size : SPAN_MIN_OBJECT))
 			cls++;
-		_span_class_of[span_class_index(size)] = (uint8_t)cls;
+		_span_bin_of[span_class_index(size)] =
+			(uint16_t)span_bin_offset(cls);
 	}
 }
 
