@@ -40,11 +40,7 @@ static void *worker(void *arg)
 		}
 		queue_put(&q[partner], b);
 		b = queue_get(&q[id]);
-		for (j = 0; j < BATCH; j++) {
-			sum += (unsigned char)b[j][15];
-			free(b[j]);
-		}
-		free(b);
+		sum += free_batch(b, BATCH);
 	}
 	sums[id] = sum;
 	return NULL;

@@ -73,17 +73,9 @@ static void *consumer(void *arg)
 {
 	long id = (long)arg, i;
 	uint64_t sum = 0;
-	int j;
 
-	for (i = 0; i < batches; i++) {
-		char **b = get(&q[id]);
-
-		for (j = 0; j < BATCH; j++) {
-			sum += (unsigned char)b[j][15];
-			free(b[j]);
-		}
-		free(b);
-	}
+	for (i = 0; i < batches; i++)
+		sum += free_batch(get(&q[id]), BATCH);
 	sums[id] = sum;
 	return NULL;
 }

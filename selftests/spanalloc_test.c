@@ -2333,48 +2333,75 @@ static int enter_memcg(const char *name, long bytes)
 	return n;
 }
 
+/*
+ * Run @child in a fork()ed process inside a fresh memory cgroup @name of
+ * @bytes without swap (nothing in it can give way but our pool); its exit
+ * status from waitpid(), or -1. The child exits 100 when there is no
+ * cgroup2 memory controller to put it in.
+ */
+static int in_memcg(const char *name, long bytes, int (*child)(void))
+{
+	char path[256];
+	int status;
+	pid_t pid = fork();
+
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		if (enter_memcg(name, bytes))
+			_exit(100);
+		snprintf(path, sizeof(path), "/sys/fs/cgroup/%s/memory.swap.max",
+			 name);
+		if (write_file(path, "0") && errno != ENOENT)
+			_exit(100);
+		_exit(child());
+	}
+	if (waitpid(pid, &status, 0) != pid)
+		return -1;
+	snprintf(path, sizeof(path), "/sys/fs/cgroup/%s", name);
+	rmdir(path);
+	return status;
+}
+
+/* The child of memcg_limit_enomem, in a 32 MiB cgroup. */
+static int enomem_child(void)
+{
+	void *span;
+	int fd;
+
+	fd = open(DEV, O_RDWR);
+	if (fd < 0 || mmap(NULL, ARENA_BYTES, PROT_READ | PROT_WRITE,
+			   MAP_SHARED, fd, 0) == MAP_FAILED)
+		return 2;
+	/* 64 MiB does not fit in 32: refused, not OOM-killed. */
+	if (span_alloc(fd, (64 << 20) / page_size(), 0, &span) != -ENOMEM)
+		return 1;
+	/* And the process goes on within its limit. */
+	if (span_alloc(fd, (4 << 20) / page_size(), 0, &span))
+		return 3;
+	memset(span, 1, 4 << 20);
+	return 0;
+}
+
 TEST(memcg_limit_enomem)
 {
 	int status;
-	pid_t pid;
 
 	if (!device_present())
 		SKIP(return, "module not loaded");
-	pid = fork();
-	ASSERT_LE(0, pid);
-	if (pid == 0) {
-		void *span;
-		int fd;
-
-		if (enter_memcg("spanalloc_test", 32 << 20))
-			_exit(4);
-		fd = open(DEV, O_RDWR);
-		if (fd < 0 || mmap(NULL, ARENA_BYTES, PROT_READ | PROT_WRITE,
-				   MAP_SHARED, fd, 0) == MAP_FAILED)
-			_exit(2);
-		/* 64 MiB does not fit in 32: refused, not OOM-killed. */
-		if (span_alloc(fd, (64 << 20) / page_size(), 0, &span) != -ENOMEM)
-			_exit(1);
-		/* And the process goes on within its limit. */
-		if (span_alloc(fd, (4 << 20) / page_size(), 0, &span))
-			_exit(3);
-		memset(span, 1, 4 << 20);
-		_exit(0);
-	}
-	ASSERT_EQ(pid, waitpid(pid, &status, 0));
-	rmdir("/sys/fs/cgroup/spanalloc_test");
-	ASSERT_TRUE(WIFEXITED(status));
-	if (WEXITSTATUS(status) == 4)
+	status = in_memcg("spanalloc_test", 32 << 20, enomem_child);
+	ASSERT_NE(-1, status);
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 100)
 		SKIP(return, "no cgroup2 memory controller");
+	ASSERT_TRUE(WIFEXITED(status));
 	EXPECT_EQ(0, WEXITSTATUS(status));
 }
 
 /*
- * The child of memcg_limit_leaves_headroom, in a 32 MiB cgroup without
- * swap: 64 KiB spans until SPAN_ALLOC says -ENOMEM, then 768 KiB of
- * anonymous memory touched, as a library's own records and a program's
- * stack would be. Exits 0 when it got through; the memcg OOM killer's
- * SIGKILL otherwise.
+ * The child of memcg_limit_leaves_headroom, in a 32 MiB cgroup: 64 KiB
+ * spans until SPAN_ALLOC says -ENOMEM, then 768 KiB of anonymous memory
+ * touched, as a library's own records and a program's stack would be.
+ * Exits 0 when it got through; the memcg OOM killer's SIGKILL otherwise.
  */
 static int headroom_child(void)
 {
@@ -2414,24 +2441,12 @@ static int headroom_child(void)
 TEST(memcg_limit_leaves_headroom)
 {
 	int status;
-	pid_t pid;
 
 	if (!device_present())
 		SKIP(return, "module not loaded");
-	pid = fork();
-	ASSERT_LE(0, pid);
-	if (pid == 0) {
-		if (enter_memcg("spanalloc_headroom", 32 << 20))
-			_exit(100);
-		/* No swap: nothing in the cgroup can give way but our pool. */
-		if (write_file("/sys/fs/cgroup/spanalloc_headroom/memory.swap.max",
-			       "0") && errno != ENOENT)
-			_exit(101);
-		_exit(headroom_child());
-	}
-	ASSERT_EQ(pid, waitpid(pid, &status, 0));
-	rmdir("/sys/fs/cgroup/spanalloc_headroom");
-	if (WIFEXITED(status) && WEXITSTATUS(status) >= 100)
+	status = in_memcg("spanalloc_headroom", 32 << 20, headroom_child);
+	ASSERT_NE(-1, status);
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 100)
 		SKIP(return, "no cgroup2 memory controller");
 	if (WIFSIGNALED(status))
 		TH_LOG("killed by signal %d: the cgroup's OOM killer",
