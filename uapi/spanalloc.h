@@ -39,7 +39,10 @@
  * Errors: -ENOTTY for an unknown command, -EFAULT for an unreadable or
  * unwritable argument, -EINVAL for a bad field (including nonzero reserved
  * fields and unknown flags), -ENXIO when the caller has no arena, -ENOMEM
- * when a limit or the system runs out of frames or arena space.
+ * when a limit or the system runs out of frames or arena space. A request
+ * that hands out frames also says -ENOMEM when, after reclaim, it would
+ * leave the caller's memory cgroup (or an ancestor) less than 1 MiB below
+ * its limit: that room is for the page faults that follow the call.
  */
 
 /**
