@@ -103,6 +103,8 @@ static int frames_take(struct spanalloc_pool *pool, struct page **pages,
 	err = spanalloc_pool_take(pool, pages, nr, &done);
 	if (err) {
 		spanalloc_pool_give(pool, pages, done);
+		/* A limit: the cgroup has no room for them in the pool. */
+		spanalloc_pool_shed(pool, done);
 		atomic_long_sub(nr, &spanalloc_stats.frames);
 		return err;
 	}
@@ -155,6 +157,7 @@ static struct spanalloc_frames *frames_make(struct spanalloc_pool *pool,
 	err = spanalloc_pool_headroom(pool);
 	if (err) {
 		frames_disown_from(frames, from);
+		spanalloc_pool_shed(pool, nr - from);
 		spanalloc_frames_forget(frames);
 		return ERR_PTR(err);
 	}

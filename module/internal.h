@@ -106,16 +106,11 @@ void spanalloc_range_free(struct spanalloc_range_tree *tree,
 /* Largest order asked of the buddy allocator (2 MiB with 4 KiB pages). */
 #define SPANALLOC_MAX_CHUNK_ORDER	9
 
-/*
- * Pages an ioctl that hands out frames leaves free below the limit of the
- * caller's memory cgroup, for the faults that follow it (1 MiB with 4 KiB
- * pages): spanalloc_pool_headroom().
- */
-#define SPANALLOC_MEMCG_HEADROOM	256UL
-
 struct spanalloc_pool;
 
 extern unsigned long spanalloc_pool_max_frames;
+/* KiB an ioctl that hands out frames leaves below the pool's cgroup limit. */
+extern unsigned long spanalloc_memcg_headroom_kb;
 
 int spanalloc_pool_init(void);
 void spanalloc_pool_exit(void);
@@ -125,6 +120,7 @@ void spanalloc_pool_put(struct spanalloc_pool *pool);
 int spanalloc_pool_take(struct spanalloc_pool *pool, struct page **pages,
 			unsigned long nr, unsigned long *done);
 int spanalloc_pool_headroom(struct spanalloc_pool *pool);
+void spanalloc_pool_shed(struct spanalloc_pool *pool, unsigned long nr);
 void spanalloc_pool_give(struct spanalloc_pool *pool, struct page **pages,
 			 unsigned long nr);
 unsigned long spanalloc_pool_pcp_frames(void);

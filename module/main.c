@@ -34,6 +34,9 @@ MODULE_PARM_DESC(heap_max_frames, "Most frames one heap may hold; 0: half of RAM
 module_param_named(pool_max_frames, spanalloc_pool_max_frames, ulong, 0644);
 MODULE_PARM_DESC(pool_max_frames, "Most free frames kept in each cgroup's pool (default 16384: 64 MiB)");
 
+module_param_named(memcg_headroom_kb, spanalloc_memcg_headroom_kb, ulong, 0644);
+MODULE_PARM_DESC(memcg_headroom_kb, "KiB a span request leaves free below its memory cgroup's limit, for the faults after it (default 1024; 0: none)");
+
 static unsigned long max_frames;
 module_param(max_frames, ulong, 0644);
 MODULE_PARM_DESC(max_frames, "Most frames all heaps together may hold; 0: 3/4 of RAM");

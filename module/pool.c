@@ -201,6 +201,7 @@ static struct kmem_cache *pool_marker_cache;
 static bool pool_lru_ready;
 
 unsigned long spanalloc_pool_max_frames = 16384;
+unsigned long spanalloc_memcg_headroom_kb = 1024;
 
 static void pool_count(struct spanalloc_pool *pool, long clean, long dirty)
 {
@@ -554,68 +555,6 @@ int spanalloc_pool_take(struct spanalloc_pool *pool, struct page **pages,
 }
 
 /*
- * Whether @memcg or one of its ancestors has less than
- * SPANALLOC_MEMCG_HEADROOM pages left below its limit (memory.max, or
- * memory.limit_in_bytes on cgroup v1). Usage includes the per-CPU charge
- * stocks, so this errs on the side of "tight". The root has no limit.
- */
-static bool pool_memcg_tight(struct mem_cgroup *memcg)
-{
-#ifdef CONFIG_MEMCG
-	for (; memcg; memcg = parent_mem_cgroup(memcg))
-		if (page_counter_read(&memcg->memory) + SPANALLOC_MEMCG_HEADROOM >
-		    READ_ONCE(memcg->memory.max))
-			return true;
-#endif
-	return false;
-}
-
-/**
- * spanalloc_pool_headroom() - leave room in the pool's cgroup for faults
- * @pool:	the pool whose cgroup a request just charged.
- *
- * Called by the ioctls that hand out frames, after taking them. When the
- * cgroup (or an ancestor) is within SPANALLOC_MEMCG_HEADROOM pages of its
- * limit, that many pages are charged and given straight back: the charge
- * reclaims what the cgroup can give (page cache, swap, pooled frames
- * through the shrinker) and fails, without the OOM killer, when it cannot.
- * Then the request fails with -ENOMEM while the cgroup still has room for
- * the faults its process takes next (page tables, the library's own
- * records): a cgroup's limit is met by an ioctl that says -ENOMEM, where the
- * library can give back what it caches and ask again, and not by a page
- * fault, which at the limit can only wake the OOM killer.
- *
- * Context: process context, may sleep.
- * Return: 0 or -ENOMEM.
- */
-int spanalloc_pool_headroom(struct spanalloc_pool *pool)
-{
-	const gfp_t gfp = GFP_KERNEL | __GFP_ACCOUNT | __GFP_RETRY_MAYFAIL |
-			  __GFP_NOWARN;
-	struct mem_cgroup *old_memcg;
-	struct page *page, *next;
-	unsigned long got = 0;
-	LIST_HEAD(probe);
-
-	if (!pool_memcg_tight(pool->memcg))
-		return 0;
-	old_memcg = set_active_memcg(pool->memcg);
-	while (got < SPANALLOC_MEMCG_HEADROOM) {
-		page = alloc_page(gfp);
-		if (!page)
-			break;
-		list_add(&page->lru, &probe);
-		got++;
-	}
-	set_active_memcg(old_memcg);
-	list_for_each_entry_safe(page, next, &probe, lru) {
-		list_del(&page->lru);
-		__free_page(page);
-	}
-	return got < SPANALLOC_MEMCG_HEADROOM ? -ENOMEM : 0;
-}
-
-/*
  * Give up to @nr pooled frames of node @nid (NUMA_NO_NODE: any) back to the
  * buddy allocator: dirty first, then clean, then those in the per-CPU caches
  * of every CPU.
@@ -648,6 +587,133 @@ static unsigned long pool_drain(struct spanalloc_pool *pool, int nid,
 	if (freed < nr)
 		freed += pool_pcp_drain(pool, nr - freed, false, nid);
 	return freed;
+}
+
+/*
+ * Frames the cgroup of @memcg and each of its ancestors can still be
+ * charged before its limit (memory.max, or memory.limit_in_bytes on cgroup
+ * v1): the least of them. Usage includes the per-CPU charge stocks, so
+ * this errs on the small side. The root has no limit. The memory cgroup
+ * offers modules no function for this (mem_cgroup_margin() is mm's own);
+ * the page counters are read as its header defines them.
+ */
+static unsigned long pool_memcg_margin(struct mem_cgroup *memcg)
+{
+	unsigned long margin = ULONG_MAX;
+#ifdef CONFIG_MEMCG
+	unsigned long usage, max;
+
+	for (; memcg; memcg = parent_mem_cgroup(memcg)) {
+		usage = page_counter_read(&memcg->memory);
+		max = READ_ONCE(memcg->memory.max);
+		margin = min(margin, max > usage ? max - usage : 0);
+	}
+#endif
+	return margin;
+}
+
+/*
+ * Charge @nr pages to the active cgroup and free them again: the charge
+ * reclaims what the cgroup can give (page cache, swap, pooled frames
+ * through the shrinker), and fails without the OOM killer when it cannot.
+ * In chunks as large as the buddy allocator gives without effort (one
+ * charge each), then single pages.
+ */
+static int pool_charge_probe(unsigned long nr)
+{
+	const gfp_t gfp = GFP_HIGHUSER | __GFP_ACCOUNT | __GFP_RETRY_MAYFAIL |
+			  __GFP_NOWARN;
+	unsigned int order = SPANALLOC_CHUNK_ORDER;
+	struct page *page, *next;
+	unsigned long got = 0, i;
+	LIST_HEAD(probe);
+	int err = 0;
+
+	while (got < nr) {
+		if (fatal_signal_pending(current)) {
+			err = -EINTR;
+			break;
+		}
+		while (order && (1UL << order) > nr - got)
+			order--;
+		page = alloc_pages(order ? gfp | __GFP_NORETRY : gfp, order);
+		if (!page && order) {
+			order = 0;
+			continue;
+		}
+		if (!page) {
+			err = -ENOMEM;
+			break;
+		}
+		if (order)
+			split_page(page, order);
+		for (i = 0; i < (1UL << order); i++)
+			list_add(&page[i].lru, &probe);
+		got += 1UL << order;
+	}
+	list_for_each_entry_safe(page, next, &probe, lru) {
+		list_del(&page->lru);
+		__free_page(page);
+	}
+	return err;
+}
+
+/**
+ * spanalloc_pool_headroom() - leave room in the pool's cgroup for faults
+ * @pool:	the pool whose cgroup a request just charged.
+ *
+ * Called by the ioctls that hand out frames, after taking them. When the
+ * pool's cgroup (or an ancestor) has less than memcg_headroom_kb left below
+ * its limit, the pool's own frames go back to the system first (no
+ * reclaim, no memory.events); if that is not enough, memcg_headroom_kb of
+ * pages are charged and freed again (pool_charge_probe()), which reclaims
+ * for room or fails. Then the request fails with -ENOMEM while the cgroup
+ * still has room for the faults its process takes next (page tables, the
+ * library's own records): a cgroup's limit is met by an ioctl that says
+ * -ENOMEM, where the library can give back what it caches and ask again,
+ * and not by a page fault, which at the limit can only wake the OOM
+ * killer. Best effort: other tasks of the cgroup may take the room. Near
+ * the limit each request pays for the probe (one 1 MiB allocation, or 256
+ * pages when the buddy allocator has no such block), and the probe's
+ * reclaim counts in the cgroup's memory.events as any charge's does.
+ *
+ * Context: process context, may sleep.
+ * Return: 0, -ENOMEM or -EINTR.
+ */
+int spanalloc_pool_headroom(struct spanalloc_pool *pool)
+{
+	unsigned long want = READ_ONCE(spanalloc_memcg_headroom_kb) >>
+			     (PAGE_SHIFT - 10);
+	unsigned long margin = pool_memcg_margin(pool->memcg);
+	struct mem_cgroup *old_memcg;
+	int err;
+
+	if (margin >= want)
+		return 0;
+	pool_drain(pool, NUMA_NO_NODE, want - margin);
+	margin = pool_memcg_margin(pool->memcg);
+	if (margin >= want)
+		return 0;
+	/* Charging @want pages is what shows that @want pages are free. */
+	old_memcg = set_active_memcg(pool->memcg);
+	err = pool_charge_probe(want);
+	set_active_memcg(old_memcg);
+	return err;
+}
+
+/**
+ * spanalloc_pool_shed() - give @nr pooled frames back to the system
+ * @pool:	a pool.
+ * @nr:		how many, at most.
+ *
+ * For a request that failed with -ENOMEM after taking frames: they went to
+ * the pool, still charged to its cgroup, which is at its limit.
+ *
+ * Context: process context, may sleep.
+ */
+void spanalloc_pool_shed(struct spanalloc_pool *pool, unsigned long nr)
+{
+	pool_drain(pool, NUMA_NO_NODE, nr);
 }
 
 /**

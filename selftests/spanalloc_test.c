@@ -2397,15 +2397,20 @@ TEST(memcg_limit_enomem)
 	EXPECT_EQ(0, WEXITSTATUS(status));
 }
 
+/* What headroom_child() asks for, set before in_memcg() forks it. */
+static size_t headroom_span = 64 << 10, headroom_anon = 768 << 10;
+
 /*
- * The child of memcg_limit_leaves_headroom, in a 32 MiB cgroup: 64 KiB
- * spans until SPAN_ALLOC says -ENOMEM, then 768 KiB of anonymous memory
- * touched, as a library's own records and a program's stack would be.
- * Exits 0 when it got through; the memcg OOM killer's SIGKILL otherwise.
+ * The child of the memcg_limit_leaves_headroom tests, in a 32 MiB cgroup:
+ * spans of headroom_span bytes until SPAN_ALLOC says -ENOMEM, then
+ * headroom_anon bytes of anonymous memory touched, as a library's own
+ * records and a program's stack would be. Exits 0 when it got through;
+ * the memcg OOM killer's SIGKILL otherwise.
  */
 static int headroom_child(void)
 {
-	size_t got = 0, anon = 768 << 10;
+	size_t got = 0;
+	long pooled;
 	void *span;
 	char *p;
 	int fd, err;
@@ -2414,43 +2419,84 @@ static int headroom_child(void)
 	if (fd < 0 || mmap(NULL, ARENA_BYTES, PROT_READ | PROT_WRITE,
 			   MAP_SHARED, fd, 0) == MAP_FAILED)
 		return 2;
-	while (!(err = span_alloc(fd, (64 << 10) / page_size(), 0, &span)))
-		got += 64 << 10;
+	do {
+		pooled = read_stat("pool_frames");
+		err = span_alloc(fd, headroom_span / page_size(), 0, &span);
+		got += err ? 0 : headroom_span;
+	} while (!err);
 	if (err != -ENOMEM)
 		return 3;
+	/* What the refused request took went back to the system. */
+	if (read_stat("pool_frames") > pooled)
+		return 6;
 	/* Refused near the limit, not far from it. */
-	if (got < (24 << 20))
+	if (got + headroom_anon + headroom_span < (24 << 20))
 		return 4;
-	p = mmap(NULL, anon, PROT_READ | PROT_WRITE,
+	p = mmap(NULL, headroom_anon, PROT_READ | PROT_WRITE,
 		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED)
 		return 5;
-	memset(p, 1, anon);
+	memset(p, 1, headroom_anon);
 	return 0;
+}
+
+/* Run headroom_child() in a 32 MiB cgroup; its wait status, or -1. */
+static int headroom_run(size_t span, size_t anon)
+{
+	headroom_span = span;
+	headroom_anon = anon;
+	return in_memcg("spanalloc_headroom", 32 << 20, headroom_child);
 }
 
 /*
  * At a cgroup's limit, SPAN_ALLOC says -ENOMEM while the cgroup still has
- * room for the faults its caller takes next (SPANALLOC_MEMCG_HEADROOM):
+ * room for the faults its caller takes next (memcg_headroom_kb, 1 MiB):
  * the limit is met by an ioctl whose -ENOMEM the library answers by giving
  * back its caches, never by a page fault that wakes the OOM killer. (Before,
  * frames filled the cgroup to the last page and the library's next record
  * page OOM-killed it: malloc_pageheap's memcg_max_as_far_as_glibc, once in
- * twenty runs.)
+ * twenty runs.) With 64 KiB spans, and with 2 MiB spans, whose last one
+ * fails part-way: the frames it took go back to the system, not to the
+ * pool, where they would keep the cgroup at its limit until the shrinker
+ * runs (the child exits 6 when the pool grew).
  */
 TEST(memcg_limit_leaves_headroom)
 {
+	size_t spans[] = { 64 << 10, 2 << 20 };
+	unsigned int i;
 	int status;
 
 	if (!device_present())
 		SKIP(return, "module not loaded");
-	status = in_memcg("spanalloc_headroom", 32 << 20, headroom_child);
+	for (i = 0; i < 2; i++) {
+		status = headroom_run(spans[i], 768 << 10);
+		ASSERT_NE(-1, status);
+		if (WIFEXITED(status) && WEXITSTATUS(status) == 100)
+			SKIP(return, "no cgroup2 memory controller");
+		if (WIFSIGNALED(status))
+			TH_LOG("%zu KiB spans: killed by signal %d: the cgroup's "
+			       "OOM killer", spans[i] >> 10, WTERMSIG(status));
+		ASSERT_TRUE(WIFEXITED(status));
+		EXPECT_EQ(0, WEXITSTATUS(status));
+	}
+}
+
+/* memcg_headroom_kb sets the room: 8 MiB of it, then 6 MiB touched. */
+TEST(memcg_headroom_is_a_parameter)
+{
+	long old = read_param("memcg_headroom_kb");
+	int status;
+
+	if (!device_present())
+		SKIP(return, "module not loaded");
+	ASSERT_EQ(1024, old);
+	if (write_param("memcg_headroom_kb", 8192))
+		SKIP(return, "cannot set memcg_headroom_kb (root needed)");
+	status = headroom_run(64 << 10, 6 << 20);
+	write_param("memcg_headroom_kb", old);
 	ASSERT_NE(-1, status);
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 100)
 		SKIP(return, "no cgroup2 memory controller");
-	if (WIFSIGNALED(status))
-		TH_LOG("killed by signal %d: the cgroup's OOM killer",
-		       WTERMSIG(status));
 	ASSERT_TRUE(WIFEXITED(status));
 	EXPECT_EQ(0, WEXITSTATUS(status));
 }

@@ -41,8 +41,10 @@
  * fields and unknown flags), -ENXIO when the caller has no arena, -ENOMEM
  * when a limit or the system runs out of frames or arena space. A request
  * that hands out frames also says -ENOMEM when, after reclaim, it would
- * leave the caller's memory cgroup (or an ancestor) less than 1 MiB below
- * its limit: that room is for the page faults that follow the call.
+ * leave the memory cgroup its heap charges (or an ancestor) less than the
+ * module parameter memcg_headroom_kb (1 MiB) below its limit: that room is
+ * for the page faults that follow the call (best effort: the cgroup's
+ * other tasks may take it).
  */
 
 /**
