@@ -274,6 +274,29 @@ TEST(memalign_posix)
 	}
 }
 
+/*
+ * Size 0 with an alignment above a page: the block once started at its
+ * span's end, and its page map entry overwrote the next page's, a live
+ * small span's (a free there then aborted "double free"). Found by a
+ * review's stress test.
+ */
+TEST(memalign_zero_size_keeps_neighbours)
+{
+	static void *small[4096], *p[64];
+	int i;
+
+	for (i = 0; i < 4096; i++)
+		ASSERT_NE(NULL, small[i] = span_malloc(1024));
+	for (i = 0; i < 64; i++) {
+		ASSERT_EQ(0, span_posix_memalign(&p[i], 8192, 0));
+		EXPECT_TRUE(aligned(p[i], 8192));
+	}
+	for (i = 0; i < 4096; i++)
+		span_free(small[i]);
+	for (i = 0; i < 64; i++)
+		span_free(p[i]);
+}
+
 TEST(memalign_posix_errors)
 {
 	static const size_t bad[] = { 0, 1, 3, 4, 12, 24, 4097 };

@@ -155,10 +155,12 @@ SPAN_NOINLINE void *_span_alloc_class_slow(unsigned int cls)
 	/* Empty by count but not by link: a free list made into a cycle. */
 	if (unlikely(bin->head))
 		_span_invalid("free", bin->head, "double free");
-	if (tc->max[cls] < (int32_t)sc->cap)
+	if (tc->max[cls] < (int32_t)sc->cap) {
 		tc->max[cls] = tc->max[cls] + sc->batch < sc->cap ?
 			       tc->max[cls] + (int32_t)sc->batch :
 			       (int32_t)sc->cap;
+		bin_set_room(bin, tc->max[cls]);	/* also if refill fails */
+	}
 	n = refill(cls, sc->batch, &chain);
 	if (!n) {
 		errno = ENOMEM;

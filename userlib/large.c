@@ -45,6 +45,8 @@ void *_span_large_alloc(size_t size, size_t align, bool zero, bool *reclaim)
 	size_t pages, extra = align > SPAN_PAGE ? align - SPAN_PAGE : 0;
 	struct span *s;
 
+	/* At least a byte: else the block may start at its span's end. */
+	size = size ? size : 1;
 	if (size > PTRDIFF_MAX - extra - SPAN_PAGE) {
 		errno = ENOMEM;
 		return NULL;
