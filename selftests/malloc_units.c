@@ -181,7 +181,7 @@ TEST(pagemap_live_objects)
 	s = span_pagemap_get((uintptr_t)small);
 	ASSERT_NE(NULL, s);
 	EXPECT_EQ(span_class_of(100), s->cls);
-	EXPECT_EQ(span_bin_offset(s->cls), s->bin);
+	EXPECT_EQ((char *)&_span_tc.bins[s->cls], span_tp() + s->bin);
 	EXPECT_LE(s->base, (uintptr_t)small);
 	EXPECT_GT(s->base + s->pages * SPAN_PAGE, (uintptr_t)small);
 	EXPECT_TRUE((uintptr_t)s < s->base ||

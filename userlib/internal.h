@@ -163,7 +163,7 @@ struct span {
 	struct region *region;	/* the region its pages are carved from;
 				   NULL: a small span of the kernel */
 	uint32_t zero;		/* every page reads as zero (fresh) */
-	uint32_t bin;		/* small: span_bin_offset(cls), for free() */
+	int32_t bin;		/* small: span_bin_tp(cls), for free() */
 	/* Line 1: small spans' central state, under the class's lock. */
 	_Alignas(64) uint32_t state;	/* enum span_state */
 	uint32_t nfree;		/* free objects: free list + tail */
@@ -402,6 +402,34 @@ extern __thread struct span_tcache _span_tc;
 static inline struct span_bin *span_bin_at(uint32_t off)
 {
 	return (struct span_bin *)((char *)_span_tc.bins + off);
+}
+
+/*
+ * The thread pointer, where it is one instruction: initial-exec TLS sits
+ * at the same offset from it in every thread, so an offset taken once
+ * finds a bin with one add (free() from a span record: span_bin_tp()).
+ * Without the builtin, the thread cache itself: the offsets are then
+ * from it, and as good.
+ */
+#ifdef __has_builtin
+#if __has_builtin(__builtin_thread_pointer)
+#define SPAN_HAVE_THREAD_POINTER	1
+#endif
+#endif
+
+static inline char *span_tp(void)
+{
+#ifdef SPAN_HAVE_THREAD_POINTER
+	return __builtin_thread_pointer();
+#else
+	return (char *)&_span_tc;
+#endif
+}
+
+/* Class @cls's bin as an offset from span_tp(), the same in every thread. */
+static inline int32_t span_bin_tp(unsigned int cls)
+{
+	return (int32_t)((char *)&_span_tc.bins[cls] - span_tp());
 }
 
 void *_span_alloc_class_slow(unsigned int cls);
@@ -703,7 +731,7 @@ static inline void span_free_inline(void *p, const char *fn)
 		_span_free_suspect(p, s, fn);
 		return;
 	}
-	bin = span_bin_at(s->bin);
+	bin = (struct span_bin *)(span_tp() + s->bin);
 	((uint64_t *)p)[1] = key;
 	if (unlikely(!span_bin_push(bin, p)))
 		_span_bin_overflow(s->cls);
