@@ -398,11 +398,6 @@ void _span_transfer_reinit(void);
 
 extern __thread struct span_tcache _span_tc;
 
-/* This thread's bin at byte offset @off (span_bin_offset()). */
-static inline struct span_bin *span_bin_at(uint32_t off)
-{
-	return (struct span_bin *)((char *)_span_tc.bins + off);
-}
 
 /*
  * The thread pointer, where it is one instruction: initial-exec TLS sits
@@ -430,6 +425,17 @@ static inline char *span_tp(void)
 static inline int32_t span_bin_tp(unsigned int cls)
 {
 	return (int32_t)((char *)&_span_tc.bins[cls] - span_tp());
+}
+
+/*
+ * This thread's bin at byte offset @off (span_bin_offset()). Written as
+ * the thread pointer plus one offset, which the compiler makes two adds:
+ * the TLS offset from the GOT, then %fs:0.
+ */
+static inline struct span_bin *span_bin_at(uint32_t off)
+{
+	return (struct span_bin *)(span_tp() +
+				   ((char *)_span_tc.bins - span_tp() + off));
 }
 
 void *_span_alloc_class_slow(unsigned int cls);
