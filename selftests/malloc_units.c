@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -498,6 +499,88 @@ TEST(thread_cache_bins)
 		span_free(x);
 	}
 	EXPECT_LE(bin->count, _span_classes[cls].cap);
+}
+
+/* (max - batch) * size over @tc's bins: what they grew past one batch. */
+static size_t tc_grown(const struct span_tcache *tc)
+{
+	size_t sum = 0;
+	unsigned int c;
+
+	for (c = 1; c < SPAN_NUM_CLASSES; c++)
+		sum += (size_t)(tc->max[c] - (int32_t)_span_classes[c].batch) *
+		       _span_classes[c].size;
+	return sum;
+}
+
+/* Allocate then free @n objects of @size: the bin grows to hold them. */
+static void churn_class(size_t size, uint32_t n)
+{
+	void **v = span_malloc(n * sizeof(*v));
+	uint32_t i;
+
+	for (i = 0; i < n; i++)
+		v[i] = span_malloc(size);
+	for (i = 0; i < n; i++)
+		span_free(v[i]);
+	span_free(v);
+}
+
+static const size_t budget_sizes[] = { 64, 256, 512, 1024, 2048, 4096, 3072 };
+static int budget_ok[8];
+
+/*
+ * In a thread of its own (a fresh cache): each class in turn caches a
+ * whole cap's worth; all the bins together never grow past
+ * SPAN_TCACHE_GROWTH, so the later classes take from the first.
+ */
+static void *budget_thread(void *arg)
+{
+	struct span_tcache *tc = &_span_tc;
+	unsigned int first = span_class_of(budget_sizes[0]), c, k;
+
+	(void)arg;
+	for (k = 0; k < sizeof(budget_sizes) / sizeof(budget_sizes[0]); k++) {
+		c = span_class_of(budget_sizes[k]);
+		/* a batch per refill: cap / batch rounds reach the cap */
+		churn_class(budget_sizes[k], _span_classes[c].cap);
+		budget_ok[k] = tc->max[c] == (int32_t)_span_classes[c].cap &&
+			       tc->bins[c].count <= tc->max[c] &&
+			       tc->grown == tc_grown(tc) &&
+			       tc->grown <= SPAN_TCACHE_GROWTH;
+	}
+	/* the first class gave up some of its max, and its bin followed */
+	budget_ok[7] = tc->max[first] < (int32_t)_span_classes[first].cap &&
+		       tc->bins[first].count <= tc->max[first] &&
+		       tc->bins[first].room == tc->max[first] - tc->bins[first].count;
+	return NULL;
+}
+
+/* A thread's bins grow to their classes' caps within one budget. */
+TEST(thread_cache_budget)
+{
+	size_t total = 0;
+	pthread_t t;
+	unsigned int k;
+
+	init();
+	for (k = 0; k < sizeof(budget_sizes) / sizeof(budget_sizes[0]); k++) {
+		const struct span_class *sc =
+			&_span_classes[span_class_of(budget_sizes[k])];
+
+		total += (size_t)(sc->cap - sc->batch) * sc->size;
+	}
+	ASSERT_LT(SPAN_TCACHE_GROWTH, total) TH_LOG("the test must overflow the budget");
+	ASSERT_EQ(0, pthread_create(&t, NULL, budget_thread, NULL));
+	ASSERT_EQ(0, pthread_join(t, NULL));
+	for (k = 0; k < sizeof(budget_sizes) / sizeof(budget_sizes[0]); k++) {
+		unsigned long size = budget_sizes[k];
+
+		EXPECT_TRUE(budget_ok[k])
+			TH_LOG("%lu-byte objects: max short of the cap, or over the budget",
+			       size);
+	}
+	EXPECT_TRUE(budget_ok[7]) TH_LOG("no class gave up max, or its bin kept more");
 }
 
 #define CHILD_ENV	"MALLOC_UNITS_CHILD"

@@ -12,6 +12,10 @@
  * central.c; when it grows past its max, _span_bin_overflow() drains a
  * batch back. A bin's max starts at one batch and grows by a batch on each
  * refill up to the class's cap (slow start), so idle classes hold little.
+ * What all of a thread's bins grow past their first batch is bounded
+ * (SPAN_TCACHE_GROWTH): a class that needs more takes a batch of max from
+ * another that grew, round robin, whose bin drains down to its new max
+ * (TCMalloc's per-thread budget and stealing, without the global one).
  *
  * A thread's cache starts zeroed (max 0), so its first free overflows and
  * its first malloc misses: both land here and set the cache up, which
@@ -68,6 +72,7 @@ static void cache_exit(void *arg)
 	unsigned int cls;
 
 	tc->state = SPAN_TC_DEAD;
+	tc->grown = 0;
 	for (cls = 0; cls < SPAN_NUM_CLASSES; cls++) {
 		tc->max[cls] = 0;
 		bin_set_room(&tc->bins[cls], 0);
@@ -132,6 +137,60 @@ static uint32_t refill(unsigned int cls, uint32_t want, void **chain)
 	return n;
 }
 
+/*
+ * Take up to a batch of max from a class other than @except that grew
+ * past its first batch; that bin drains down to its new max. False when
+ * none did.
+ */
+static bool cache_steal(struct span_tcache *tc, unsigned int except)
+{
+	unsigned int i, v;
+	int32_t take;
+
+	for (i = 1; i < SPAN_NUM_CLASSES; i++) {
+		const struct span_class *vc;
+		struct span_bin *bin;
+
+		v = 1 + tc->steal_next++ % (SPAN_NUM_CLASSES - 1);
+		vc = &_span_classes[v];
+		take = tc->max[v] - (int32_t)vc->batch;
+		if (v == except || take <= 0)
+			continue;
+		if (take > (int32_t)vc->batch)
+			take = (int32_t)vc->batch;
+		tc->max[v] -= take;
+		tc->grown -= (size_t)take * vc->size;
+		bin = &tc->bins[v];
+		bin_drain(v, bin, bin->count > tc->max[v] ?
+			  (uint32_t)(bin->count - tc->max[v]) : 0);
+		return true;
+	}
+	return false;
+}
+
+/*
+ * A refill of @cls found its bin empty: its max grows by a batch, up to
+ * the class's cap, within the thread's budget (taken from other classes
+ * when it is spent; the max stays when none has any to give).
+ */
+static void cache_grow(struct span_tcache *tc, unsigned int cls)
+{
+	const struct span_class *sc = &_span_classes[cls];
+	int32_t add = (int32_t)sc->cap - tc->max[cls];
+	size_t bytes;
+
+	if (add <= 0)
+		return;
+	if (add > (int32_t)sc->batch)
+		add = (int32_t)sc->batch;
+	bytes = (size_t)add * sc->size;
+	while (tc->grown + bytes > SPAN_TCACHE_GROWTH)
+		if (!cache_steal(tc, cls))
+			return;
+	tc->max[cls] += add;
+	tc->grown += bytes;
+}
+
 SPAN_NOINLINE void *_span_alloc_class_slow(unsigned int cls)
 {
 	struct span_tcache *tc = &_span_tc;
@@ -155,12 +214,8 @@ SPAN_NOINLINE void *_span_alloc_class_slow(unsigned int cls)
 	/* Empty by count but not by link: a free list made into a cycle. */
 	if (unlikely(bin->head))
 		_span_invalid("free", bin->head, "double free");
-	if (tc->max[cls] < (int32_t)sc->cap) {
-		tc->max[cls] = tc->max[cls] + sc->batch < sc->cap ?
-			       tc->max[cls] + (int32_t)sc->batch :
-			       (int32_t)sc->cap;
-		bin_set_room(bin, tc->max[cls]);	/* also if refill fails */
-	}
+	cache_grow(tc, cls);
+	bin_set_room(bin, tc->max[cls]);	/* also if refill fails */
 	n = refill(cls, sc->batch, &chain);
 	if (!n) {
 		errno = ENOMEM;

@@ -231,10 +231,18 @@ enum span_tc_state {
 	SPAN_TC_DEAD,		/* thread exiting: no caching any more */
 };
 
+/*
+ * A thread's bins may grow past one batch each (cache.c) by at most this
+ * many bytes in all: a class that needs more takes it from the others.
+ */
+#define SPAN_TCACHE_GROWTH	(1UL << 20)
+
 struct span_tcache {
 	struct span_bin bins[SPAN_NUM_CLASSES];
 	int32_t max[SPAN_NUM_CLASSES];	/* count above this drains */
 	uint32_t state;
+	uint32_t steal_next;	/* the class a grow takes from next */
+	size_t grown;		/* sum of (max - batch) * size, bytes */
 };
 
 /* ---------------------------------------------------------------------

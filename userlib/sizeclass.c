@@ -54,7 +54,7 @@ void _span_sizeclass_init(void)
 		c->limit = (uint64_t)c->nobjs * (c->size * c->magic);
 		c->divmul = UINT32_MAX / c->size + 1;
 		c->batch = clamp_u32(32768 / c->size, 2, 64);
-		c->cap = clamp_u32(65536 / c->size, 2 * c->batch, 512);
+		c->cap = clamp_u32(262144 / c->size, 2 * c->batch, 2048);
 	}
 	/* Index i holds sizes (16 (i - 1), 16 i]: their class fits 16 i. */
 	for (size = 0; size <= SPAN_SMALL_MAX; size += 16) {
