@@ -332,6 +332,20 @@ TEST(double_free_large)
 	expect_abort(_metadata, do_double_free, p, "free", (uintptr_t)p);
 }
 
+/* A large block in the freeing thread's cache: freed again, found. */
+TEST(double_free_large_thread_cached)
+{
+	char out[512];
+	void *p;
+
+	span_free(span_malloc(32));	/* this thread's cache is set up */
+	p = span_malloc(64 << 10);
+	ASSERT_NE(NULL, p);
+	expect_abort(_metadata, do_double_free, p, "free", (uintptr_t)p);
+	run_child(do_double_free, p, out, sizeof(out));
+	EXPECT_NE(NULL, strstr(out, "(double free)")) TH_LOG("%s", out);
+}
+
 /*
  * b is freed after a, right behind it: on mmap its pages merge into a's
  * free run and b's page maps to nothing; a second free is still caught.

@@ -583,6 +583,114 @@ TEST(thread_cache_budget)
 	EXPECT_TRUE(budget_ok[7]) TH_LOG("no class gave up max, or its bin kept more");
 }
 
+#define K64	(64 << 10)
+
+/* The state of the large span whose pointer is @p, or -1 if none maps it. */
+static int large_state(void *p)
+{
+	struct span *s = span_pagemap_get((uintptr_t)p);
+
+	return s ? (int)s->state : -1;
+}
+
+static int large_exit_ok;
+
+/* A thread that frees large blocks and exits: its cache lets them go. */
+static void *large_then_exit(void *arg)
+{
+	void *v[3];
+	int i;
+
+	(void)arg;
+	span_free(span_malloc(32));	/* a live thread cache */
+	for (i = 0; i < 3; i++)
+		v[i] = span_malloc(K64);
+	for (i = 0; i < 3; i++)
+		span_free(v[i]);
+	large_exit_ok = _span_tc.nlarge == 3 &&
+			large_state(v[0]) == SPAN_STATE_THREAD;
+	return NULL;
+}
+
+/*
+ * A thread keeps the large spans it freed (up to SPAN_TC_LARGE_SLOTS,
+ * SPAN_TC_LARGE_BYTES) and gives one back to a large malloc() that fits
+ * it within a quarter, zeroed for calloc(), without the page heap; trim
+ * and thread exit let them go (span_stats() counts them live until then).
+ */
+TEST(thread_cache_large)
+{
+	struct span_stats st0, st;
+	char *p, *q, *r, *v[12];
+	pthread_t t;
+	size_t i;
+	int kept;
+
+	init();
+	span_trim();
+	span_free(span_malloc(32));
+	ASSERT_EQ(SPAN_TC_LIVE, _span_tc.state);
+	ASSERT_EQ(0, _span_tc.nlarge);
+	span_stats(&st0);
+
+	p = span_malloc(K64);
+	ASSERT_NE(NULL, p);
+	EXPECT_EQ(SPAN_STATE_LARGE, large_state(p));
+	memset(p, 0xaa, K64);
+	span_stats(&st0);	/* the page heap's runs changed: from here */
+	span_free(p);
+	EXPECT_EQ(SPAN_STATE_THREAD, large_state(p));
+	EXPECT_EQ(1, _span_tc.nlarge);
+	span_stats(&st);	/* the page heap has it handed out still */
+	EXPECT_EQ(st0.large_live, st.large_live);
+
+	r = span_malloc(32 * 1024 + 1);	/* 9 pages: 16 is too many */
+	ASSERT_NE(NULL, r);
+	EXPECT_NE(p, r);
+	EXPECT_EQ(SPAN_STATE_THREAD, large_state(p));
+	span_stats(&st0);
+	q = span_calloc(1, K64 - 4096);	/* 15 pages: takes it, zeroed */
+	EXPECT_EQ(p, q);
+	EXPECT_EQ(SPAN_STATE_LARGE, large_state(p));
+	for (i = 0; i < K64 - 4096; i++)
+		if (q[i])
+			break;
+	EXPECT_EQ(K64 - 4096, i) TH_LOG("calloc from the thread's cache not zeroed");
+	span_stats(&st);	/* not from the page heap */
+	EXPECT_EQ(st0.large_allocs, st.large_allocs);
+	EXPECT_EQ(st0.large_live, st.large_live);
+	span_free(q);
+	span_free(r);
+	span_trim();
+	span_stats(&st);
+	EXPECT_EQ(st0.large_live - 2, st.large_live) TH_LOG("trim lets them go");
+	st0 = st;
+
+	/* 12 x 256 KiB: only the newest fit in SPAN_TC_LARGE_BYTES */
+	EXPECT_EQ(0, _span_tc.nlarge);
+	EXPECT_NE(SPAN_STATE_THREAD, large_state(p));
+	ASSERT_LT(SPAN_TC_LARGE_BYTES / (4 * K64), 12);
+	for (i = 0; i < 12; i++)
+		v[i] = span_malloc(4 * K64);
+	for (i = 0; i < 12; i++)
+		span_free(v[i]);
+	EXPECT_EQ(SPAN_TC_LARGE_BYTES / (4 * K64), _span_tc.nlarge);
+	EXPECT_LE(_span_tc.large_bytes, SPAN_TC_LARGE_BYTES);
+	for (kept = 0, i = 0; i < 12; i++)
+		kept += large_state(v[i]) == SPAN_STATE_THREAD;
+	EXPECT_EQ(SPAN_TC_LARGE_BYTES / (4 * K64), kept);
+	EXPECT_EQ(SPAN_STATE_THREAD, large_state(v[11]));
+	EXPECT_NE(SPAN_STATE_THREAD, large_state(v[0]));
+	span_trim();
+	EXPECT_EQ(0, _span_tc.nlarge);
+
+	ASSERT_EQ(0, pthread_create(&t, NULL, large_then_exit, NULL));
+	ASSERT_EQ(0, pthread_join(t, NULL));
+	EXPECT_TRUE(large_exit_ok);
+	span_stats(&st);
+	EXPECT_EQ(st0.large_live, st.large_live) TH_LOG("an exited thread's spans");
+}
+
 #define CHILD_ENV	"MALLOC_UNITS_CHILD"
 #define NOBODY		65534
 

@@ -29,7 +29,10 @@ static bool mul_overflow(size_t a, size_t b, size_t *out)
 static void *large_alloc(size_t size, size_t align, bool zero)
 {
 	bool reclaim = false;
-	void *p = _span_large_alloc(size, align, zero, &reclaim);
+	void *p;
+
+	_span_cache_prepare();	/* large.c keeps freed spans there */
+	p = _span_large_alloc(size, align, zero, &reclaim);
 
 	if (!p && reclaim) {
 		_span_reclaim();
@@ -73,6 +76,7 @@ SPAN_NOINLINE void _span_free_slow(void *p, const char *fn)
 		_span_invalid(fn, p, "not from this heap");
 	if (!s->cls) {
 		saved = errno;
+		_span_cache_prepare();
 		_span_large_free(s, p, fn);
 		errno = saved;
 		return;

@@ -62,6 +62,7 @@ static void cache_flush(struct span_tcache *tc)
 {
 	unsigned int cls;
 
+	_span_large_flush_thread(tc);
 	for (cls = 1; cls < SPAN_NUM_CLASSES; cls++)
 		bin_drain(cls, &tc->bins[cls], tc->bins[cls].count);
 }
@@ -112,6 +113,11 @@ static bool cache_ready(struct span_tcache *tc)
 		return true;
 	}
 	return false;
+}
+
+bool _span_cache_prepare(void)
+{
+	return cache_ready(&_span_tc);
 }
 
 void _span_reclaim(void)

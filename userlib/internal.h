@@ -30,7 +30,7 @@
  *                  pages.c                init prim
  *                  stats.c                central large region prim
  *   start-up       init.c      [init]     stats cache central large prim
- *   thread cache   cache.c                central
+ *   thread cache   cache.c                central large
  *   central tier   central.c   [class]    transfer span pageheap prim
  *                  transfer.c  [transfer]
  *   spans          span.c                 pageheap prim
@@ -140,6 +140,7 @@ enum span_state {
 	SPAN_STATE_EMPTY,	/* small, every object free, decaying */
 	SPAN_STATE_LARGE,	/* large, handed out */
 	SPAN_STATE_CACHED,	/* large, in the large cache, decaying */
+	SPAN_STATE_THREAD,	/* large, freed into a thread's cache (large.c) */
 	SPAN_STATE_PAGES,	/* span_pages_alloc(): the program's (pages.c) */
 };
 
@@ -237,12 +238,24 @@ enum span_tc_state {
  */
 #define SPAN_TCACHE_GROWTH	(1UL << 20)
 
+/*
+ * Freed large spans a thread keeps for its next large malloc() (large.c):
+ * at most this many, of at most SPAN_TC_LARGE_PAGES pages each, and at
+ * most SPAN_TC_LARGE_BYTES in all.
+ */
+#define SPAN_TC_LARGE_SLOTS	16
+#define SPAN_TC_LARGE_PAGES	64
+#define SPAN_TC_LARGE_BYTES	(2UL << 20)
+
 struct span_tcache {
 	struct span_bin bins[SPAN_NUM_CLASSES];
 	int32_t max[SPAN_NUM_CLASSES];	/* count above this drains */
 	uint32_t state;
 	uint32_t steal_next;	/* the class a grow takes from next */
 	size_t grown;		/* sum of (max - batch) * size, bytes */
+	uint32_t nlarge;	/* large[0] oldest, large[nlarge - 1] newest */
+	size_t large_bytes;
+	struct span *large[SPAN_TC_LARGE_SLOTS];
 };
 
 /* ---------------------------------------------------------------------
@@ -454,6 +467,11 @@ void _span_cache_key_init(void);
 /* Hand the calling thread's cached objects back to central. */
 void _span_cache_flush(void);
 /*
+ * Set up this thread's cache if it is not (a thread whose first
+ * allocation is large); false once the thread is exiting.
+ */
+bool _span_cache_prepare(void);
+/*
  * The backend said ENOMEM: give back the calling thread's cache, empty
  * spans, stashes, free runs and spare regions, so that a retry may
  * succeed. Call with no lock of the library held.
@@ -538,6 +556,8 @@ void _span_region_stats(struct span_stats *st);
 
 void *_span_large_alloc(size_t size, size_t align, bool zero, bool *reclaim);
 void _span_large_free(struct span *s, void *p, const char *fn);
+/* Give the large spans of this thread's cache (@tc) to the page heap. */
+void _span_large_flush_thread(struct span_tcache *tc);
 size_t _span_large_usable(const struct span *s);
 /* Resize in place (or by moving pages without copying); NULL if not. */
 void *_span_large_resize(struct span *s, void *p, size_t size);

@@ -10,6 +10,17 @@
  * and last pages, so a second free() of the same pointer finds the run
  * (double free), or nothing once the run merged with the one before it.
  *
+ * A thread keeps the last few large spans it freed (up to
+ * SPAN_TC_LARGE_SLOTS of at most SPAN_TC_LARGE_PAGES pages, and
+ * SPAN_TC_LARGE_BYTES in all; struct span_tcache) and hands one out again
+ * to a large malloc() that fits it within a quarter, without the page
+ * heap's lock: threads that each allocate and free blocks of 32-256 KiB do
+ * not queue on one mutex (TCMalloc caches up to 256 KiB per thread). Such
+ * a span stays in the page map in state SPAN_STATE_THREAD, so a second
+ * free() of it is a double free; the page heap sees it as in use until
+ * the cache lets it go: when full (oldest first), at thread exit, and in
+ * malloc_trim() and the reclaim before ENOMEM (cache.c's flush).
+ *
  * calloc() clears only pages that may be dirty: pages fresh from the
  * backend are zero.
  *
@@ -34,10 +45,87 @@ static size_t span_bytes(const struct span *s)
 /* @p must be the pointer handed out by live large span @s. */
 static void check_live(const struct span *s, const void *p, const char *fn)
 {
-	if (s->state == SPAN_STATE_CACHED && (uintptr_t)p == s->base)
+	uint32_t state = span_load_relaxed(&s->state);
+
+	if ((state == SPAN_STATE_CACHED || state == SPAN_STATE_THREAD) &&
+	    (uintptr_t)p == s->base)
 		_span_invalid(fn, p, "double free");
 	if ((uintptr_t)p != s->user || s->state != SPAN_STATE_LARGE)
 		_span_invalid(fn, p, "interior pointer");
+}
+
+/* Remove entry @i of @tc's large spans, keeping the others' age order. */
+static struct span *thread_take_at(struct span_tcache *tc, uint32_t i)
+{
+	struct span *s = tc->large[i];
+
+	for (; i + 1 < tc->nlarge; i++)
+		tc->large[i] = tc->large[i + 1];
+	tc->nlarge--;
+	tc->large_bytes -= span_bytes(s);
+	return s;
+}
+
+/* Back to the page heap: @s leaves the page map and becomes a free run. */
+static void large_release(struct span *s)
+{
+	_span_pagemap_set(s->user, 1, NULL);
+	_span_ph_free(s);
+}
+
+/*
+ * A span of this thread's cache with @pages to @pages + @pages / 4 pages,
+ * newest first; NULL when none fits.
+ */
+static struct span *thread_take(size_t pages)
+{
+	struct span_tcache *tc = &_span_tc;
+	uint32_t i;
+
+	for (i = tc->nlarge; i-- > 0;) {
+		size_t have = tc->large[i]->pages;
+
+		if (have >= pages && have <= pages + pages / 4) {
+			struct span *s = thread_take_at(tc, i);
+
+			span_store_relaxed(&s->state, SPAN_STATE_LARGE);
+			return s;
+		}
+	}
+	return NULL;
+}
+
+/* Keep @s, just freed, in this thread's cache; false if it does not go. */
+static bool thread_keep(struct span *s)
+{
+	struct span_tcache *tc = &_span_tc;
+	size_t bytes = span_bytes(s);
+
+	if (tc->state != SPAN_TC_LIVE || s->user != s->base ||
+	    s->pages > SPAN_TC_LARGE_PAGES)
+		return false;
+	while (tc->nlarge == SPAN_TC_LARGE_SLOTS ||
+	       (tc->nlarge && tc->large_bytes + bytes > SPAN_TC_LARGE_BYTES)) {
+		struct span *old = thread_take_at(tc, 0);
+
+		span_store_relaxed(&old->state, SPAN_STATE_LARGE);
+		large_release(old);
+	}
+	s->zero = 0;
+	span_store_relaxed(&s->state, SPAN_STATE_THREAD);
+	tc->large[tc->nlarge++] = s;
+	tc->large_bytes += bytes;
+	return true;
+}
+
+void _span_large_flush_thread(struct span_tcache *tc)
+{
+	while (tc->nlarge) {
+		struct span *s = thread_take_at(tc, tc->nlarge - 1);
+
+		span_store_relaxed(&s->state, SPAN_STATE_LARGE);
+		large_release(s);
+	}
 }
 
 void *_span_large_alloc(size_t size, size_t align, bool zero, bool *reclaim)
@@ -52,6 +140,14 @@ void *_span_large_alloc(size_t size, size_t align, bool zero, bool *reclaim)
 		return NULL;
 	}
 	pages = (size + extra + SPAN_PAGE - 1) >> SPAN_PAGE_SHIFT;
+	if (!extra && pages <= SPAN_TC_LARGE_PAGES) {
+		s = thread_take(pages);
+		if (s) {
+			if (zero)
+				memset((void *)s->user, 0, size);
+			return (void *)s->user;
+		}
+	}
 	s = _span_ph_alloc(pages, reclaim);
 	if (!s) {
 		errno = ENOMEM;
@@ -71,8 +167,8 @@ void *_span_large_alloc(size_t size, size_t align, bool zero, bool *reclaim)
 void _span_large_free(struct span *s, void *p, const char *fn)
 {
 	check_live(s, p, fn);
-	_span_pagemap_set(s->user, 1, NULL);
-	_span_ph_free(s);
+	if (!thread_keep(s))
+		large_release(s);
 }
 
 size_t _span_large_usable(const struct span *s)
@@ -116,6 +212,11 @@ void _span_large_reinit(void)
 	_span_ph_reinit();
 }
 
+/*
+ * The spans in threads' caches count as live here: the page heap has them
+ * handed out (at most SPAN_TC_LARGE_SLOTS per thread; span_trim() gives
+ * back the calling thread's).
+ */
 void _span_large_stats(struct span_stats *st)
 {
 	_span_ph_stats(st);
