@@ -47,7 +47,7 @@ struct central {
 } __attribute__((aligned(64)));
 
 static struct central centrals[SPAN_NUM_CLASSES] = {
-	[0 ... SPAN_NUM_CLASSES - 1] = { .lock = PTHREAD_MUTEX_INITIALIZER },
+	[0 ... SPAN_NUM_CLASSES - 1] = { .lock = SPAN_LOCK_INITIALIZER },
 };
 
 static uint64_t last_sweep_ms;
@@ -525,7 +525,7 @@ void _span_central_reinit(void)
 	unsigned int cls;
 
 	for (cls = 0; cls < SPAN_NUM_CLASSES; cls++)
-		pthread_mutex_init(&centrals[cls].lock, NULL);
+		span_lock_reinit(&centrals[cls].lock);
 	_span_transfer_reinit();
 }
 

@@ -122,6 +122,32 @@
 #define span_fetch_or_relaxed(p, v)	__atomic_fetch_or((p), (v), __ATOMIC_RELAXED)
 #define span_and_relaxed(p, v)		__atomic_and_fetch((p), (v), __ATOMIC_RELAXED)
 
+/*
+ * The library's locks guard short critical sections: they spin a little
+ * before they sleep (glibc's adaptive mutex), since a thread that sleeps
+ * on one pays two context switches and a wake-up (largemt: 11,269 context
+ * switches with plain mutexes, tcmalloc 71). Each file that has one
+ * defines _GNU_SOURCE.
+ */
+#ifdef PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP
+#define SPAN_LOCK_INITIALIZER	PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP
+#else
+#define SPAN_LOCK_INITIALIZER	PTHREAD_MUTEX_INITIALIZER
+#endif
+
+/* A lock made anew (a fork child's), of the same kind. */
+static inline void span_lock_reinit(pthread_mutex_t *m)
+{
+	pthread_mutexattr_t attr;
+
+	pthread_mutexattr_init(&attr);
+#ifdef PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP
+	pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ADAPTIVE_NP);
+#endif
+	pthread_mutex_init(m, &attr);
+	pthread_mutexattr_destroy(&attr);
+}
+
 #define SPAN_PAGE_SHIFT		12
 #define SPAN_PAGE		((size_t)1 << SPAN_PAGE_SHIFT)
 #define SPAN_SMALL_MAX		SPANALLOC_SMALL_MAX

@@ -101,7 +101,7 @@ static struct {
 	uint64_t fallbacks;
 	uint64_t errors;
 	bool no_resize;			/* module without SPAN_RESIZE */
-} ph = { .lock = PTHREAD_MUTEX_INITIALIZER };
+} ph = { .lock = SPAN_LOCK_INITIALIZER };
 
 /* What run_find() may take. */
 enum {
@@ -877,7 +877,7 @@ void _span_ph_unlock(void)
 
 void _span_ph_reinit(void)
 {
-	pthread_mutex_init(&ph.lock, NULL);
+	span_lock_reinit(&ph.lock);
 }
 
 void _span_ph_stats(struct span_stats *st)

@@ -23,7 +23,7 @@
 
 struct span **_span_pagemap_root[1UL << SPAN_PM_ROOT_BITS];
 
-static pthread_mutex_t pagemap_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t pagemap_lock = SPAN_LOCK_INITIALIZER;
 
 static struct span **leaf_get(uintptr_t i)
 {
@@ -76,5 +76,5 @@ void _span_pagemap_unlock(void)
 
 void _span_pagemap_reinit(void)
 {
-	pthread_mutex_init(&pagemap_lock, NULL);
+	span_lock_reinit(&pagemap_lock);
 }

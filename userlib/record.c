@@ -41,7 +41,7 @@ static struct {
 	struct meta_free *free[META_MAX / META_STEP + 1];
 	char *bump;
 	char *end;
-} records = { .lock = PTHREAD_MUTEX_INITIALIZER };
+} records = { .lock = SPAN_LOCK_INITIALIZER };
 
 void *_span_meta_map(size_t bytes)
 {
@@ -175,7 +175,7 @@ void _span_record_unlock(void)
 
 void _span_record_reinit(void)
 {
-	pthread_mutex_init(&records.lock, NULL);
+	span_lock_reinit(&records.lock);
 }
 
 /* ---- intrusive lists of spans (caller holds the owning lock) ---- */

@@ -42,7 +42,7 @@ struct transfer {
 } __attribute__((aligned(64)));
 
 static struct transfer transfers[SPAN_NUM_CLASSES] = {
-	[0 ... SPAN_NUM_CLASSES - 1] = { .lock = PTHREAD_MUTEX_INITIALIZER },
+	[0 ... SPAN_NUM_CLASSES - 1] = { .lock = SPAN_LOCK_INITIALIZER },
 };
 
 /* Capacity of class @cls: slots of one batch within the byte bound. */
@@ -149,5 +149,5 @@ void _span_transfer_reinit(void)
 	unsigned int cls;
 
 	for (cls = 0; cls < SPAN_NUM_CLASSES; cls++)
-		pthread_mutex_init(&transfers[cls].lock, NULL);
+		span_lock_reinit(&transfers[cls].lock);
 }
