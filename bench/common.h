@@ -108,6 +108,20 @@ static volatile uintptr_t bench_sink;
  * of batch @b (written by the thread that made them), free them and the
  * batch; the bytes' sum, so the reads stay.
  */
+/*
+ * Replace the block in *@slot (if any) by a new one of @n bytes, touched
+ * with @v; returns the old block's first byte, read before it is freed.
+ */
+static inline uint64_t replace_block(char **slot, size_t n, unsigned char v)
+{
+	uint64_t seen = *slot ? (unsigned char)**slot : 0;
+
+	free(*slot);
+	*slot = xmalloc(n);
+	touch(*slot, n, v);
+	return seen;
+}
+
 static inline uint64_t free_batch(char **b, int n)
 {
 	uint64_t sum = 0;

@@ -24,11 +24,7 @@ int main(int argc, char **argv)
 		size_t k = rnd(&r) % SLOTS;
 		size_t n = (size_t)(64 * KIB * pow(256.0, rnd01(&r)));
 
-		if (slot[k])
-			sum += (unsigned char)slot[k][0];
-		free(slot[k]);
-		slot[k] = xmalloc(n);
-		touch(slot[k], n, (unsigned char)i);
+		sum += replace_block(&slot[k], n, (unsigned char)i);
 	}
 	for (i = 0; i < SLOTS; i++)
 		free(slot[i]);

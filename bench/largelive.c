@@ -29,11 +29,7 @@ int main(int argc, char **argv)
 			size_t k = rnd(&r) % n;
 			size_t sz = (size_t)(33 * KIB * pow(1024.0 / 33, rnd01(&r)));
 
-			if (slot[k])
-				sum += (unsigned char)slot[k][0];
-			free(slot[k]);
-			slot[k] = xmalloc(sz);
-			touch(slot[k], sz, (unsigned char)i);
+			sum += replace_block(&slot[k], sz, (unsigned char)i);
 		}
 		total += steps;
 		for (i = 0; i < MAXSLOTS; i++) {

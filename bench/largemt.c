@@ -38,11 +38,7 @@ static void *worker(void *arg)
 	for (i = 0; i < steps; i++) {
 		size_t k = rnd(&r) % LIVE, n = pick(&r);
 
-		if (slot[k])
-			sum += (unsigned char)slot[k][0];
-		free(slot[k]);
-		slot[k] = xmalloc(n);
-		touch(slot[k], n, (unsigned char)i);
+		sum += replace_block(&slot[k], n, (unsigned char)i);
 	}
 	for (i = 0; i < LIVE; i++)
 		free(slot[i]);
