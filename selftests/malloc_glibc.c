@@ -235,6 +235,15 @@ TEST(mallopt_trim_threshold)
 	       m2.fordblks);
 	EXPECT_LE(m0.fordblks + 4 * MIB, m1.fordblks);
 	EXPECT_LT(m2.fordblks + 2 * MIB, m1.fordblks);
+	/* nor does a thread keep a block of a size it would cache */
+	p = malloc(128 << 10);
+	ASSERT_NE(NULL, p);
+	memset(p, 1, 128 << 10);
+	m1 = mallinfo2();
+	free(p);
+	m2 = mallinfo2();
+	EXPECT_LE(m2.hblkhd + (128 << 10), m1.hblkhd)
+		TH_LOG("live large bytes %zu -> %zu", m1.hblkhd, m2.hblkhd);
 	EXPECT_EQ(0, mallopt(M_TRIM_THRESHOLD, -1));
 }
 

@@ -332,7 +332,22 @@ TEST(double_free_large)
 	expect_abort(_metadata, do_double_free, p, "free", (uintptr_t)p);
 }
 
-/* A large block in the freeing thread's cache: freed again, found. */
+static void do_free_then_usable(void *p)
+{
+	span_free(p);
+	span_malloc_usable_size(p);
+}
+
+static void do_free_then_realloc(void *p)
+{
+	span_free(p);
+	span_realloc(p, 1 << 20);
+}
+
+/*
+ * A large block in the freeing thread's cache (still mapped): freed
+ * again, or asked its size, or reallocated, found.
+ */
 TEST(double_free_large_thread_cached)
 {
 	char out[512];
@@ -344,6 +359,12 @@ TEST(double_free_large_thread_cached)
 	expect_abort(_metadata, do_double_free, p, "free", (uintptr_t)p);
 	run_child(do_double_free, p, out, sizeof(out));
 	EXPECT_NE(NULL, strstr(out, "(double free)")) TH_LOG("%s", out);
+	expect_abort(_metadata, do_free_then_usable, p, "malloc_usable_size",
+		     (uintptr_t)p);
+	run_child(do_free_then_usable, p, out, sizeof(out));
+	EXPECT_NE(NULL, strstr(out, "(freed pointer)")) TH_LOG("%s", out);
+	expect_abort(_metadata, do_free_then_realloc, p, "realloc",
+		     (uintptr_t)p);
 }
 
 /*

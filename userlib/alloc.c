@@ -141,9 +141,8 @@ size_t _span_usable_size(const void *p)
 	if (!s)
 		_span_invalid("malloc_usable_size", p, "not from this heap");
 	if (!s->cls) {
-		if ((uintptr_t)p != s->user)
-			_span_invalid("malloc_usable_size", p,
-				      "interior pointer");
+		/* a freed one may still be mapped (a thread's cache) */
+		_span_large_check(s, p, "malloc_usable_size");
 		return _span_large_usable(s);
 	}
 	if (!span_is_object(s, (uintptr_t)p))

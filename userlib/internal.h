@@ -78,7 +78,11 @@
  *     only the page of the pointer it handed out (span->user); a free run
  *     of the large page heap (state CACHED) maps only its first and last
  *     pages. So free() finds a large span only at the exact pointer, and a
- *     freed one in state CACHED (a double free) or nowhere.
+ *     freed one in state CACHED or THREAD (a double free) or nowhere.
+ *   - A large span in state THREAD is in exactly one thread's cache
+ *     (struct span_tcache.large); that thread alone writes its state and
+ *     zero flag, without a lock (relaxed atomics for the state, which the
+ *     page heap reads: to it the span is in use, never a run).
  *   - An object is in exactly one place: handed out, in one bin, in a
  *     transfer cache's batch, in its span's free list, or in the span's
  *     never-used tail (>= span->bump).
@@ -174,7 +178,8 @@ enum span_state {
  * Three cache lines, each written by one party, so that free()'s reads
  * do not share a line with what central writes under its lock (review
  * M2): line 0 is set when the span is made (and, for large spans, by the
- * page heap under its lock) and read by free()'s fast path; line 1 is the
+ * page heap under its lock, and the zero flag by the thread whose cache
+ * keeps it) and read by free()'s fast path; line 1 is the
  * central lists' (small spans, under the class lock); line 2 the page
  * heap's age list. Records are 64-byte aligned (record.c's meta_alloc).
  */
@@ -582,6 +587,8 @@ void _span_region_stats(struct span_stats *st);
 
 void *_span_large_alloc(size_t size, size_t align, bool zero, bool *reclaim);
 void _span_large_free(struct span *s, void *p, const char *fn);
+/* Abort (as @fn) unless @p is the pointer live large span @s handed out. */
+void _span_large_check(const struct span *s, const void *p, const char *fn);
 /* Give the large spans of this thread's cache (@tc) to the page heap. */
 void _span_large_flush_thread(struct span_tcache *tc);
 size_t _span_large_usable(const struct span *s);

@@ -43,14 +43,15 @@ static size_t span_bytes(const struct span *s)
 }
 
 /* @p must be the pointer handed out by live large span @s. */
-static void check_live(const struct span *s, const void *p, const char *fn)
+void _span_large_check(const struct span *s, const void *p, const char *fn)
 {
 	uint32_t state = span_load_relaxed(&s->state);
 
 	if ((state == SPAN_STATE_CACHED || state == SPAN_STATE_THREAD) &&
 	    (uintptr_t)p == s->base)
-		_span_invalid(fn, p, "double free");
-	if ((uintptr_t)p != s->user || s->state != SPAN_STATE_LARGE)
+		_span_invalid(fn, p, strstr(fn, "free") ? "double free" :
+			      "freed pointer");
+	if ((uintptr_t)p != s->user || state != SPAN_STATE_LARGE)
 		_span_invalid(fn, p, "interior pointer");
 }
 
@@ -102,8 +103,9 @@ static bool thread_keep(struct span *s)
 	size_t bytes = span_bytes(s);
 
 	if (tc->state != SPAN_TC_LIVE || s->user != s->base ||
-	    s->pages > SPAN_TC_LARGE_PAGES)
-		return false;
+	    s->pages > SPAN_TC_LARGE_PAGES ||
+	    !span_load_relaxed(&_span_opt.large_cache_bytes))
+		return false;	/* SPANALLOC_LARGE_CACHE_MB=0: keep none */
 	while (tc->nlarge == SPAN_TC_LARGE_SLOTS ||
 	       (tc->nlarge && tc->large_bytes + bytes > SPAN_TC_LARGE_BYTES)) {
 		struct span *old = thread_take_at(tc, 0);
@@ -166,7 +168,7 @@ void *_span_large_alloc(size_t size, size_t align, bool zero, bool *reclaim)
 
 void _span_large_free(struct span *s, void *p, const char *fn)
 {
-	check_live(s, p, fn);
+	_span_large_check(s, p, fn);
 	if (!thread_keep(s))
 		large_release(s);
 }
@@ -181,7 +183,7 @@ void *_span_large_resize(struct span *s, void *p, size_t size)
 	size_t pages, usable = _span_large_usable(s);
 	size_t head = (s->user - s->base) >> SPAN_PAGE_SHIFT;
 
-	check_live(s, p, "realloc");
+	_span_large_check(s, p, "realloc");
 	if (size <= SPAN_SMALL_MAX || size > PTRDIFF_MAX - SPAN_PAGE)
 		return NULL;
 	if (size <= usable && size >= usable / 2)

@@ -232,7 +232,9 @@ static void run_mark(struct span *r, struct span *to)
 
 static bool is_run(const struct span *r)
 {
-	return r && !r->cls && r->state == SPAN_STATE_CACHED;
+	/* relaxed: a thread's cache changes a live span's state unlocked */
+	return r && !r->cls &&
+	       span_load_relaxed(&r->state) == SPAN_STATE_CACHED;
 }
 
 /* The run of the same region and kind as @s that starts at @a, or NULL. */
