@@ -636,6 +636,13 @@ TEST(thread_cache_large)
 	p = span_malloc(K64);
 	ASSERT_NE(NULL, p);
 	EXPECT_EQ(SPAN_STATE_LARGE, large_state(p));
+	if (span_pagemap_get((uintptr_t)p)->region->kernel) {
+		/* a kernel region's span is never kept by a thread */
+		span_free(p);
+		EXPECT_NE(SPAN_STATE_THREAD, large_state(p));
+		EXPECT_EQ(0, _span_tc.nlarge);
+		return;
+	}
 	memset(p, 0xaa, K64);
 	span_stats(&st0);	/* the page heap's runs changed: from here */
 	span_free(p);
