@@ -124,7 +124,7 @@ bool _span_init(void)
 		if (_span_prim_page_size() != SPAN_PAGE)
 			_span_fatal("page size is not 4 KiB");
 		free_key_init();
-		_span_sizeclass_init();
+		_span_sizeclass_init(_span_prim_backend() == SPAN_BACKEND_MMAP);
 		span_store_release(&_span_ready, 1);
 	}
 	pthread_mutex_unlock(&init_lock);

@@ -304,7 +304,13 @@ struct span_tcache {
 extern uint16_t _span_bin_of[SPAN_CLASS_INDEX_MAX + 1];
 extern struct span_class _span_classes[SPAN_NUM_CLASSES];
 
-void _span_sizeclass_init(void);
+/*
+ * @roomy: bins may hold up to 256 KiB / 2,048 objects of a class (the mmap
+ * backend); else 64 KiB / 512, as before (the kernel backend, whose frames
+ * are charged and mapped whole: more kept in caches left memcg_pressure's
+ * unkillable workers at their cgroup's limit).
+ */
+void _span_sizeclass_init(bool roomy);
 /* Smallest class holding @size with objects aligned to @align (<= page). */
 unsigned int _span_class_aligned(size_t size, size_t align);
 

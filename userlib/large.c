@@ -103,14 +103,14 @@ static bool thread_keep(struct span *s)
 	size_t bytes = span_bytes(s);
 
 	/*
-	 * Not a span of a kernel region: its frames are charged and mapped
-	 * whole, and one kept here splits the region's free pages, so the
-	 * page heap makes more regions; in a cgroup at its limit that is what
-	 * selftests/memcg_pressure's workers did not survive (their churn
-	 * stopped making progress, 2 runs in 10).
+	 * The mmap backend only. On the kernel backend frames are charged
+	 * and mapped whole; with spans kept here (and roomier bins)
+	 * selftests/memcg_pressure's unkillable workers reached their
+	 * cgroup's limit and stopped making progress (3 runs in about 12).
 	 */
 	if (tc->state != SPAN_TC_LIVE || s->user != s->base ||
-	    s->pages > SPAN_TC_LARGE_PAGES || (s->region && s->region->kernel) ||
+	    s->pages > SPAN_TC_LARGE_PAGES ||
+	    _span_prim_backend() != SPAN_BACKEND_MMAP ||
 	    !span_load_relaxed(&_span_opt.large_cache_bytes))
 		return false;	/* SPANALLOC_LARGE_CACHE_MB=0: keep none */
 	while (tc->nlarge == SPAN_TC_LARGE_SLOTS ||

@@ -37,7 +37,7 @@ static uint32_t clamp_u32(uint32_t v, uint32_t lo, uint32_t hi)
  * set; until then every lookup yields class 0, whose bin is always empty,
  * so the fast path falls into the slow path, which runs init.
  */
-void _span_sizeclass_init(void)
+void _span_sizeclass_init(bool roomy)
 {
 	unsigned int cls = 1;
 	size_t size, i;
@@ -54,7 +54,8 @@ void _span_sizeclass_init(void)
 		c->limit = (uint64_t)c->nobjs * (c->size * c->magic);
 		c->divmul = UINT32_MAX / c->size + 1;
 		c->batch = clamp_u32(32768 / c->size, 2, 64);
-		c->cap = clamp_u32(262144 / c->size, 2 * c->batch, 2048);
+		c->cap = roomy ? clamp_u32(262144 / c->size, 2 * c->batch, 2048) :
+			 clamp_u32(65536 / c->size, 2 * c->batch, 512);
 	}
 	/* Index i holds sizes (16 (i - 1), 16 i]: their class fits 16 i. */
 	for (size = 0; size <= SPAN_SMALL_MAX; size += 16) {
