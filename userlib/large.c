@@ -10,7 +10,7 @@
  * and last pages, so a second free() of the same pointer finds the run
  * (double free), or nothing once the run merged with the one before it.
  *
- * A thread keeps the last few large spans it freed (up to
+ * On the mmap backend a thread keeps the last few large spans it freed (up to
  * SPAN_TC_LARGE_SLOTS of at most SPAN_TC_LARGE_PAGES pages, and
  * SPAN_TC_LARGE_BYTES in all; struct span_tcache) and hands one out again
  * to a large malloc() that fits it within a quarter, without the page
