@@ -25,9 +25,10 @@ VERSION := $(shell cat VERSION)
 SOVERSION := 1
 
 # ---- libspanalloc -----------------------------------------------------------
-LIB_CFLAGS := -std=c11 -O2 -g -Wall -Wextra -Werror -fPIC -pthread \
+LIB_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -fPIC -pthread \
 	      -fvisibility=hidden -ftls-model=initial-exec -MMD -MP -Iuapi \
 	      $(EXTRA_CFLAGS)
+# gnu11: C11 and, on x86-64, GNU C's %fs address space for the bins (internal.h).
 # EXTRA_CFLAGS: more flags for the library (debian/rules: Debian's hardening).
 LIB_SRCS   := $(wildcard userlib/*.c)
 LIB_OBJS   := $(LIB_SRCS:userlib/%.c=$(BUILD)/userlib/%.o)

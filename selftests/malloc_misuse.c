@@ -264,34 +264,35 @@ TEST(double_free_after_drain)
 }
 
 /*
- * The key is only a hint: an object whose data equals it is freed as any
- * other (the bin and central say it is not free).
+ * The double-free mark (word 1 of a cached object: its span's record) is
+ * only a hint: an object whose data equals it is freed as any other (the
+ * bin and central say it is not free).
  */
-static void do_key_in_data(void *arg)
+static void do_mark_in_data(void *arg)
 {
-	uint64_t *a = span_malloc(64), *b, key;
+	uint64_t *a = span_malloc(64), *b, mark;
 	int i;
 
 	(void)arg;
 	span_free(a);
-	key = a[1];		/* what a freed object's word 1 holds */
+	mark = a[1];		/* what a freed object's word 1 holds */
 	b = span_malloc(64);
 	for (i = 0; i < 1000; i++) {
 		uint64_t *c = span_malloc(64);
 
 		c[0] = 0;
-		c[1] = key;
+		c[1] = mark;
 		span_free(c);
 	}
-	b[1] = key;
+	b[1] = mark;
 	span_free(b);
 	_exit(0);
 }
 
-TEST(key_in_data_is_no_double_free)
+TEST(mark_in_data_is_no_double_free)
 {
 	char out[256];
-	int status = run_child(do_key_in_data, NULL, out, sizeof(out));
+	int status = run_child(do_mark_in_data, NULL, out, sizeof(out));
 
 	ASSERT_TRUE(WIFEXITED(status)) TH_LOG("%s", out);
 	EXPECT_EQ(0, WEXITSTATUS(status));

@@ -81,7 +81,7 @@ TEST(class_lookup)
 
 		ASSERT_LT(0, cls) TH_LOG("size %zu", size);
 		ASSERT_LE(size, _span_classes[cls].size) TH_LOG("size %zu", size);
-		/* Every object holds the link and the double-free key. */
+		/* Every object holds the link and the double-free mark. */
 		ASSERT_LE(SPAN_MIN_OBJECT, _span_classes[cls].size);
 		if (_span_classes[cls].size > SPAN_MIN_OBJECT)
 			ASSERT_LT(_span_classes[cls - 1].size, size)
@@ -168,6 +168,44 @@ TEST(pagemap)
 	EXPECT_EQ(NULL, span_pagemap_get(1ULL << 47));
 	EXPECT_EQ(NULL, span_pagemap_get(UINTPTR_MAX));
 	EXPECT_NE(0, _span_pagemap_set(1ULL << 47, 1, &a));
+	munmap(mem, 4UL << 30);
+}
+
+/*
+ * free()'s lookup: a page of a leaf with no span gives the record that
+ * admits no object (so a wild pointer fails the object test, not a NULL
+ * test); no leaf, or outside the user range: nothing.
+ */
+TEST(pagemap_find_none)
+{
+	static struct span a;
+	struct span *s = NULL;
+	uintptr_t base;
+	char *mem;
+
+	init();
+	mem = mmap(NULL, 4UL << 30, PROT_NONE,
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	ASSERT_NE(MAP_FAILED, mem);
+	base = ((uintptr_t)mem + (1UL << 30)) & ~((1UL << 30) - 1);
+	EXPECT_FALSE(span_pagemap_find(base + (1UL << 30), &s));
+	ASSERT_EQ(0, _span_pagemap_set(base, 1, &a));
+	ASSERT_TRUE(span_pagemap_find(base, &s));
+	EXPECT_EQ(&a, s);
+	ASSERT_TRUE(span_pagemap_find(base + SPAN_PAGE, &s));
+	EXPECT_EQ(&_span_pm.none, s);
+	EXPECT_FALSE(span_is_object(s, base + SPAN_PAGE));
+	EXPECT_FALSE(span_is_object(s, 0));
+	EXPECT_EQ(NULL, span_pagemap_get(base + SPAN_PAGE));
+	/* The last page of the leaf: indexed without a mask. */
+	ASSERT_EQ(0, _span_pagemap_set(base + (1UL << 30) - SPAN_PAGE, 1, &a));
+	EXPECT_EQ(&a, span_pagemap_get(base + (1UL << 30) - 1));
+	EXPECT_EQ(NULL, span_pagemap_get(base + (1UL << 30) - SPAN_PAGE - 1));
+	ASSERT_EQ(0, _span_pagemap_set(base, 1, NULL));
+	ASSERT_EQ(0, _span_pagemap_set(base + (1UL << 30) - SPAN_PAGE, 1, NULL));
+	EXPECT_EQ(NULL, span_pagemap_get(base));
+	EXPECT_FALSE(span_pagemap_find(1ULL << 47, &s));
+	EXPECT_FALSE(span_pagemap_find(UINTPTR_MAX, &s));
 	munmap(mem, 4UL << 30);
 }
 
@@ -499,6 +537,41 @@ TEST(thread_cache_bins)
 		span_free(x);
 	}
 	EXPECT_LE(bin->count, _span_classes[cls].cap);
+}
+
+/*
+ * The fast paths reach a bin by its offset from the thread pointer (an
+ * %fs-relative operand on x86-64), as the size table and the span record
+ * give it: in every thread that is the thread's own bin.
+ */
+static void *bin_ref_thread(void *arg)
+{
+	unsigned int cls = span_class_of(200);
+	struct span_bin SPAN_BIN_SEG *ref = span_bin_ref(span_bin_tp(cls));
+	struct span_bin *bin = &_span_tc.bins[cls];
+	int32_t room = bin->room;
+	int *ok = arg;
+
+	ref->room = 12345;
+	*ok = bin->room == 12345 &&
+	      span_bin_ref(_span_bin_of[span_class_index(200)]) == ref;
+	bin->room = 54321;
+	*ok = *ok && ref->room == 54321;
+	bin->room = room;
+	return NULL;
+}
+
+TEST(thread_cache_bin_refs)
+{
+	pthread_t t;
+	int ok = 0, ok_thread = 0;
+
+	init();
+	bin_ref_thread(&ok);
+	EXPECT_TRUE(ok);
+	ASSERT_EQ(0, pthread_create(&t, NULL, bin_ref_thread, &ok_thread));
+	ASSERT_EQ(0, pthread_join(t, NULL));
+	EXPECT_TRUE(ok_thread);
 }
 
 /* (max - batch) * size over @tc's bins: what they grew past one batch. */

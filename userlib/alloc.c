@@ -47,12 +47,7 @@ static void *large_alloc(size_t size, size_t align, bool zero)
  */
 SPAN_NOINLINE void *_span_malloc_slow(size_t size)
 {
-	/*
-	 * Before init (and for good when init failed) the fast path took from
-	 * class 0's bin: its -1 goes back first, or 2^31 failed mallocs would
-	 * wrap the count and the next one pop from an empty bin.
-	 */
-	span_bin_settle(&_span_tc.bins[0]);
+	/* Before init (and for good when init failed) every malloc is here. */
 	if (unlikely(!_span_ready) && !_span_init()) {
 		errno = ENOMEM;
 		return NULL;

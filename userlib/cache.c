@@ -201,11 +201,12 @@ SPAN_NOINLINE void *_span_alloc_class_slow(unsigned int cls)
 {
 	struct span_tcache *tc = &_span_tc;
 	struct span_bin *bin = &tc->bins[cls];
+	struct span_bin SPAN_BIN_SEG *ref = span_bin_ref(span_bin_tp(cls));
 	const struct span_class *sc = &_span_classes[cls];
 	void *chain, *p;
 	uint32_t n;
 
-	span_bin_settle(bin);	/* the fast path's -1 */
+	span_bin_settle(ref);	/* the fast path's -1 */
 	if (!cache_ready(tc)) {
 		if (!refill(cls, 1, &chain)) {
 			errno = ENOMEM;
@@ -214,9 +215,9 @@ SPAN_NOINLINE void *_span_alloc_class_slow(unsigned int cls)
 		return span_obj_out(chain);
 	}
 	/* Filled by a free before the cache was set up. */
-	if (span_bin_take(bin))
-		return span_bin_pop_taken(bin);
-	span_bin_settle(bin);	/* span_bin_take()'s -1 */
+	if (span_bin_take(ref))
+		return span_bin_pop_taken(ref);
+	span_bin_settle(ref);	/* span_bin_take()'s -1 */
 	/* Empty by count but not by link: a free list made into a cycle. */
 	if (unlikely(bin->head))
 		_span_invalid("free", bin->head, "double free");
@@ -271,9 +272,9 @@ SPAN_NOINLINE void _span_bin_overflow(unsigned int cls)
 }
 
 /*
- * Word 1 of @p holds the key: @p was freed already and is in this thread's
- * bin or back in central (a double free), or the program's data happens
- * to equal the key (free it).
+ * Word 1 of @p holds @s: @p was freed already and is in this thread's bin
+ * or back in central (a double free), or the program's data happens to
+ * equal it (free it).
  */
 SPAN_COLD void _span_free_suspect(void *p, struct span *s, const char *fn)
 {
@@ -287,7 +288,7 @@ SPAN_COLD void _span_free_suspect(void *p, struct span *s, const char *fn)
 			_span_invalid(fn, p, "double free");
 	if (_span_central_has_free(s, (uintptr_t)p))
 		_span_invalid(fn, p, "double free");
-	if (!span_bin_push(bin, p))
+	if (!span_bin_push(span_bin_ref(s->bin), p))
 		_span_bin_overflow(s->cls);
 	errno = saved;
 }

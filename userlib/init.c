@@ -19,15 +19,12 @@
  */
 #define _GNU_SOURCE
 #include <pthread.h>
-#include <string.h>
-#include <sys/auxv.h>
 #include <unistd.h>
 
 #include "internal.h"
 #include "prim.h"
 
 int _span_ready;
-uint64_t _span_free_key;
 
 static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
 static int hooks_done;
@@ -61,27 +58,6 @@ static void fork_child(void)
 	_span_central_reinit();
 	pthread_mutex_init(&init_lock, NULL);
 	_span_prim_after_fork_child();
-}
-
-/*
- * The double-free key: random per process (the kernel's AT_RANDOM bytes,
- * mixed with an address so a static binary differs run to run too), odd,
- * so it is never a pointer the program stores. Set before any object
- * exists; a fork() child keeps it with its bins.
- */
-static void free_key_init(void)
-{
-	const void *rnd = (const void *)getauxval(AT_RANDOM);
-	uint64_t k = (uintptr_t)&k;
-
-	if (rnd) {
-		uint64_t r[2];
-
-		memcpy(r, rnd, sizeof(r));
-		k ^= r[0] ^ (r[1] << 1);
-	}
-	k *= 0x9e3779b97f4a7c15ULL;
-	_span_free_key = (k ^ (k >> 29)) | 1;
 }
 
 /* Registrations that may allocate: only once the allocator works. */
@@ -123,9 +99,10 @@ bool _span_init(void)
 		_span_stats_init();
 		if (_span_prim_page_size() != SPAN_PAGE)
 			_span_fatal("page size is not 4 KiB");
-		free_key_init();
 		_span_sizeclass_init(_span_prim_backend() == SPAN_BACKEND_MMAP);
 		span_store_release(&_span_ready, 1);
+		/* The inline malloc() starts to use the tables. */
+		span_store_release(&_span_small_limit, SPAN_SMALL_MAX);
 	}
 	pthread_mutex_unlock(&init_lock);
 	if (!_span_ready)

@@ -89,9 +89,11 @@
  *   - span->nfree counts the free-list and tail objects; nfree == nobjs
  *     means empty, nfree == 0 means full (on no central list).
  *   - An object is at least SPAN_MIN_OBJECT (16) bytes: word 0 is the free
- *     list's link, word 1 holds _span_free_key while the object sits in a
- *     bin and is cleared when malloc hands it out, so free() of an object
- *     that is already in the calling thread's bin is seen at once.
+ *     list's link, word 1 holds the address of its span's record while
+ *     the object sits in a bin (a value the program never has: records
+ *     live in the library's own mappings) and is cleared when malloc hands
+ *     it out, so free() of an object that is already in the calling
+ *     thread's bin is seen at once.
  *   - Bins and their objects are touched only by the owning thread;
  *     everything in central is under that class's lock, a transfer cache
  *     under its own.
@@ -157,7 +159,7 @@ static inline void span_lock_reinit(pthread_mutex_t *m)
 #define SPAN_SMALL_MAX		SPANALLOC_SMALL_MAX
 #define SPAN_NUM_CLASSES	SPANALLOC_NUM_CLASSES
 #define SPAN_MIN_ALIGN		16
-#define SPAN_MIN_OBJECT		16	/* the link and the double-free key */
+#define SPAN_MIN_OBJECT		16	/* the link and the double-free mark */
 
 /* ---------------------------------------------------------------------
  * Types
@@ -294,14 +296,17 @@ struct span_tcache {
  * ------------------------------------------------------------------- */
 
 /*
- * Indexed by span_class_index(): the byte offset in a thread cache's bins
- * of the bin of the class for that size (span_bin_offset()), so that the
- * fast path adds it as it is; all zero (class 0) until init. Every class
- * malloc uses is a multiple of 16 bytes, so one shift indexes them all: a
- * 4 KiB table, one formula, no branch on the fast path.
+ * Indexed by span_class_index(): where the bin of the class for that size
+ * is, as span_bin_tp() gives it, so that the fast path uses it as it is
+ * (span_bin_ref()). Every class malloc uses is a multiple of 16 bytes, so
+ * one shift indexes them all: an 8 KiB table, one formula, no branch on
+ * the fast path. Zero (no bin) until init: the fast path reads it only
+ * for sizes 1 ... _span_small_limit, and that is 0 until the table is
+ * filled.
  */
-#define SPAN_CLASS_INDEX_MAX	((SPAN_SMALL_MAX + 15) >> 4)
-extern uint16_t _span_bin_of[SPAN_CLASS_INDEX_MAX + 1];
+#define SPAN_CLASS_INDEX_MAX	((SPAN_SMALL_MAX - 1) >> 4)
+extern int32_t _span_bin_of[SPAN_CLASS_INDEX_MAX + 1];
+extern size_t _span_small_limit;	/* SPAN_SMALL_MAX once init is done */
 extern struct span_class _span_classes[SPAN_NUM_CLASSES];
 
 /*
@@ -314,21 +319,24 @@ void _span_sizeclass_init(bool roomy);
 /* Smallest class holding @size with objects aligned to @align (<= page). */
 unsigned int _span_class_aligned(size_t size, size_t align);
 
+/* Index i holds sizes (16 i, 16 (i + 1)], and size 0 (malloc(0)). */
 static inline size_t span_class_index(size_t size)
 {
-	return (size + 15) >> 4;
+	return (size - (size != 0)) >> 4;
 }
 
-/* Where class @cls's bin is in struct span_tcache.bins, in bytes. */
-static inline uint32_t span_bin_offset(unsigned int cls)
-{
-	return cls * (uint32_t)sizeof(struct span_bin);
-}
+/*
+ * span_bin_tp(0), kept at init: a table entry less it is the class's bin
+ * in bytes. (Computed here, GCC would subtract the TLS offset straight
+ * from the GOT, which the linker cannot relax in a static link.)
+ */
+extern int32_t _span_bin_tp0;
 
-/* The size class malloc(@size) takes, @size <= SPAN_SMALL_MAX. */
+/* The size class malloc(@size) takes, @size <= SPAN_SMALL_MAX, after init. */
 static inline unsigned int span_class_of(size_t size)
 {
-	return _span_bin_of[span_class_index(size)] / sizeof(struct span_bin);
+	return (unsigned int)((_span_bin_of[span_class_index(size)] -
+			       _span_bin_tp0) / (int32_t)sizeof(struct span_bin));
 }
 
 /* ---------------------------------------------------------------------
@@ -339,7 +347,21 @@ static inline unsigned int span_class_of(size_t size)
 #define SPAN_PM_ROOT_BITS	(47 - SPAN_PAGE_SHIFT - SPAN_PM_LEAF_BITS)
 #define SPAN_PM_LEAF_SHIFT	(SPAN_PAGE_SHIFT + SPAN_PM_LEAF_BITS)
 
-extern struct span **_span_pagemap_root[1UL << SPAN_PM_ROOT_BITS];
+/*
+ * The page map (pagemap.c). Leaf entries hold a record's address less the
+ * page map's own, so that an entry of 0 (no span on that page) stands for
+ * @none, a record whose limit of 0 admits no object: free() finds a
+ * foreign pointer by the object test it makes anyway, with no NULL test.
+ * Root entry i is 0 (no leaf) or its leaf's address less i << (LEAF_BITS
+ * + 3): the leaf's entry for page number n = a >> PAGE_SHIFT, which lies
+ * in root i's range, is then at root[i] + 8 n, without masking n.
+ */
+struct span_pagemap {
+	struct span none;
+	uintptr_t root[1UL << SPAN_PM_ROOT_BITS];
+};
+
+extern struct span_pagemap _span_pm;
 
 /* Map pages [@addr, @addr + @pages pages) to @s (NULL to unmap). */
 int _span_pagemap_set(uintptr_t addr, size_t pages, struct span *s);
@@ -347,18 +369,36 @@ void _span_pagemap_lock(void);
 void _span_pagemap_unlock(void);
 void _span_pagemap_reinit(void);
 
-static inline struct span *span_pagemap_get(uintptr_t a)
+/*
+ * Page @a's record in *@s, _span_pm.none if no span is there; false when
+ * no leaf covers @a (then *@s is not set).
+ */
+static inline bool span_pagemap_find(uintptr_t a, struct span **s)
 {
 	uintptr_t i = a >> SPAN_PM_LEAF_SHIFT;
-	struct span **leaf;
+	uintptr_t pm = (uintptr_t)&_span_pm, leaf;
+	uintptr_t *root;
 
 	if (unlikely(i >= (1UL << SPAN_PM_ROOT_BITS)))
-		return NULL;
-	leaf = span_load_acquire(&_span_pagemap_root[i]);
+		return false;
+	/* From the one address both levels use (else GCC adds twice). */
+	root = (uintptr_t *)(pm + offsetof(struct span_pagemap, root));
+	leaf = span_load_acquire(&root[i]);
 	if (unlikely(!leaf))
+		return false;
+	leaf += (a >> SPAN_PAGE_SHIFT) * sizeof(uintptr_t);
+	*s = (struct span *)(span_load_relaxed((uintptr_t *)leaf) + pm);
+	return true;
+}
+
+/* The record of the span page @a is in, or NULL. */
+static inline struct span *span_pagemap_get(uintptr_t a)
+{
+	struct span *s;
+
+	if (!span_pagemap_find(a, &s) || s == &_span_pm.none)
 		return NULL;
-	return span_load_relaxed(&leaf[(a >> SPAN_PAGE_SHIFT) &
-				      ((1UL << SPAN_PM_LEAF_BITS) - 1)]);
+	return s;
 }
 
 /* ---------------------------------------------------------------------
@@ -479,21 +519,40 @@ static inline char *span_tp(void)
 #endif
 }
 
-/* Class @cls's bin as an offset from span_tp(), the same in every thread. */
+/*
+ * Class @cls's bin as an offset from span_tp(), the same in every thread.
+ * In integers: the two addresses are of different objects, and from such
+ * a pointer difference GCC 12 made a bin reference whose stores it dropped.
+ */
 static inline int32_t span_bin_tp(unsigned int cls)
 {
-	return (int32_t)((char *)&_span_tc.bins[cls] - span_tp());
+	return (int32_t)((uintptr_t)&_span_tc.bins[cls] - (uintptr_t)span_tp());
 }
 
 /*
- * This thread's bin at byte offset @off (span_bin_offset()). Written as
- * the thread pointer plus one offset, which the compiler makes two adds:
- * the TLS offset from the GOT, then %fs:0.
+ * On x86-64 the thread pointer is %fs's base, and GCC and clang name that
+ * segment (__seg_fs): a bin at offset @off from span_tp() is then one
+ * %fs-relative operand, with no add of the thread pointer (%fs:0) first.
+ * SPAN_BIN_SEG qualifies the pointers the bin functions below work with
+ * (a GNU C extension: the Makefile builds with -std=gnu11); elsewhere it
+ * is empty and a span_bin_ref() is the plain address. The compiler takes
+ * %fs-relative and plain accesses to one bin as possibly the same memory.
  */
-static inline struct span_bin *span_bin_at(uint32_t off)
+#if defined(__x86_64__) && defined(__SEG_FS) && \
+	defined(SPAN_HAVE_THREAD_POINTER) && !defined(__STRICT_ANSI__)
+#define SPAN_HAVE_SEG_FS	1
+#define SPAN_BIN_SEG		__seg_fs
+#else
+#define SPAN_BIN_SEG
+#endif
+
+static inline struct span_bin SPAN_BIN_SEG *span_bin_ref(int32_t off)
 {
-	return (struct span_bin *)(span_tp() +
-				   ((char *)_span_tc.bins - span_tp() + off));
+#ifdef SPAN_HAVE_SEG_FS
+	return (struct span_bin SPAN_BIN_SEG *)(intptr_t)off;
+#else
+	return (struct span_bin *)(span_tp() + off);
+#endif
 }
 
 void *_span_alloc_class_slow(unsigned int cls);
@@ -687,8 +746,6 @@ void _span_stats_at_exit(void);
  * ------------------------------------------------------------------- */
 
 extern int _span_ready;		/* 1 once the process-wide init is done */
-/* Word 1 of an object in a bin: random per process, odd, set at init. */
-extern uint64_t _span_free_key;
 /* Returns true when the allocator works (backend up). */
 bool _span_init(void);
 
@@ -723,7 +780,7 @@ static inline void *span_obj_out(void *p)
  * and a branch on its flag; the slow path puts a count of -1 back to 0
  * (span_bin_settle()), since a store here would undo that.
  */
-static inline bool span_bin_take(struct span_bin *bin)
+static inline bool span_bin_take(struct span_bin SPAN_BIN_SEG *bin)
 {
 	if (unlikely(--bin->count < 0))
 		return false;
@@ -732,14 +789,14 @@ static inline bool span_bin_take(struct span_bin *bin)
 }
 
 /* After a fast path's decrement went below 0: the count it stood for. */
-static inline void span_bin_settle(struct span_bin *bin)
+static inline void span_bin_settle(struct span_bin SPAN_BIN_SEG *bin)
 {
 	if (bin->count < 0)
 		bin->count = 0;
 }
 
 /* Pop an object from @bin, which span_bin_take() said holds one. */
-static inline void *span_bin_pop_taken(struct span_bin *bin)
+static inline void *span_bin_pop_taken(struct span_bin SPAN_BIN_SEG *bin)
 {
 	void *p = bin->head;
 
@@ -753,7 +810,7 @@ static inline void *span_bin_pop_taken(struct span_bin *bin)
  * after the test keeps the two counters' updates in different blocks,
  * which GCC would otherwise merge into a slower vector add.)
  */
-static inline bool span_bin_push(struct span_bin *bin, void *p)
+static inline bool span_bin_push(struct span_bin SPAN_BIN_SEG *bin, void *p)
 {
 	*(void **)p = bin->head;
 	bin->head = p;
@@ -765,20 +822,39 @@ static inline bool span_bin_push(struct span_bin *bin, void *p)
 
 static inline void *span_bin_pop(unsigned int cls)
 {
-	struct span_bin *bin = &_span_tc.bins[cls];
+	struct span_bin SPAN_BIN_SEG *bin = span_bin_ref(span_bin_tp(cls));
 
 	if (unlikely(!span_bin_take(bin)))
 		return _span_alloc_class_slow(cls);
 	return span_bin_pop_taken(bin);
 }
 
+/*
+ * _span_small_limit, ordered before the fast path's read of the table
+ * (init's release store of the limit follows the table's). On x86 every
+ * load is an acquire: a plain one, which the compare takes as its operand.
+ */
+static inline size_t span_small_limit(void)
+{
+#ifdef __x86_64__
+	return _span_small_limit;
+#else
+	return span_load_acquire(&_span_small_limit);
+#endif
+}
+
+/*
+ * Sizes 1 ... _span_small_limit (0 before init, so that the first malloc
+ * runs it) from their bin; the rest, malloc(0) too, the slow way.
+ */
 static inline void *span_malloc_inline(size_t size)
 {
-	struct span_bin *bin;
+	struct span_bin SPAN_BIN_SEG *bin;
+	size_t n = size - 1;
 
-	if (unlikely(size > SPAN_SMALL_MAX))
+	if (unlikely(n >= span_small_limit()))
 		return _span_malloc_slow(size);
-	bin = span_bin_at(_span_bin_of[span_class_index(size)]);
+	bin = span_bin_ref(_span_bin_of[n >> 4]);
 	if (unlikely(!span_bin_take(bin)))
 		return _span_malloc_slow(size);
 	return span_bin_pop_taken(bin);
@@ -787,25 +863,26 @@ static inline void *span_malloc_inline(size_t size)
 /*
  * Misuse checks on the way (each a compare on a line already loaded):
  * NULL, foreign, large, interior and span-tail pointers go the slow way;
- * an object whose word 1 holds the key may be in the bin already.
+ * an object whose word 1 holds its span's address may be in the bin
+ * already.
  */
 static inline void span_free_inline(void *p, const char *fn)
 {
 	uintptr_t a = (uintptr_t)p;
-	struct span *s = span_pagemap_get(a);
-	uint64_t key = _span_free_key;
-	struct span_bin *bin;
+	struct span_bin SPAN_BIN_SEG *bin;
+	struct span *s;
 
-	if (unlikely(!s) || unlikely(!span_is_object(s, a))) {
+	if (unlikely(!span_pagemap_find(a, &s)) ||
+	    unlikely(!span_is_object(s, a))) {
 		_span_free_slow(p, fn);
 		return;
 	}
-	if (unlikely(((uint64_t *)p)[1] == key)) {
+	if (unlikely(((struct span **)p)[1] == s)) {
 		_span_free_suspect(p, s, fn);
 		return;
 	}
-	bin = (struct span_bin *)(span_tp() + s->bin);
-	((uint64_t *)p)[1] = key;
+	bin = span_bin_ref(s->bin);
+	((struct span **)p)[1] = s;
 	if (unlikely(!span_bin_push(bin, p)))
 		_span_bin_overflow(s->cls);
 }

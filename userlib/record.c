@@ -24,11 +24,9 @@
 #define META_STEP	16
 #define META_MAX	256
 
-/* free()'s fast path reads line 0 only; bin offsets fit the uint16 table. */
+/* free()'s fast path reads line 0 only. */
 _Static_assert(offsetof(struct span, state) == 64,
 	       "struct span: line 0 is what free() reads");
-_Static_assert(SPAN_NUM_CLASSES * sizeof(struct span_bin) <= UINT16_MAX,
-	       "a bin's byte offset fits _span_bin_of");
 _Static_assert(sizeof(struct span) % 64 == 0 && sizeof(struct span) <= META_MAX,
 	       "records are whole cache lines from the metadata slab");
 

@@ -15,13 +15,15 @@
  *
  * The 8-byte class stays in the table (the module's classes) but malloc
  * never uses it: an object holds the free list's link and the double-free
- * key (SPAN_MIN_OBJECT, internal.h).
+ * mark (SPAN_MIN_OBJECT, internal.h).
  */
 #include <stdint.h>
 
 #include "internal.h"
 
-uint16_t _span_bin_of[SPAN_CLASS_INDEX_MAX + 1];
+int32_t _span_bin_of[SPAN_CLASS_INDEX_MAX + 1];
+size_t _span_small_limit;
+int32_t _span_bin_tp0;
 struct span_class _span_classes[SPAN_NUM_CLASSES];
 
 static const uint32_t class_table[SPAN_NUM_CLASSES][2] =
@@ -33,9 +35,9 @@ static uint32_t clamp_u32(uint32_t v, uint32_t lo, uint32_t hi)
 }
 
 /*
- * Fill the tables. Called once from _span_init() before _span_ready is
- * set; until then every lookup yields class 0, whose bin is always empty,
- * so the fast path falls into the slow path, which runs init.
+ * Fill the tables. Called once from _span_init() before it sets
+ * _span_small_limit, which lets the inline malloc() use them; until then
+ * every malloc goes the slow way, which runs init.
  */
 void _span_sizeclass_init(bool roomy)
 {
@@ -57,13 +59,12 @@ void _span_sizeclass_init(bool roomy)
 		c->cap = roomy ? clamp_u32(262144 / c->size, 2 * c->batch, 2048) :
 			 clamp_u32(65536 / c->size, 2 * c->batch, 512);
 	}
-	/* Index i holds sizes (16 (i - 1), 16 i]: their class fits 16 i. */
-	for (size = 0; size <= SPAN_SMALL_MAX; size += 16) {
-		while (_span_classes[cls].size <
-		       (size > SPAN_MIN_OBJECT ? size : SPAN_MIN_OBJECT))
+	_span_bin_tp0 = span_bin_tp(0);
+	/* Index i holds sizes (16 i, 16 (i + 1)]: their class fits 16 (i + 1). */
+	for (size = 16; size <= SPAN_SMALL_MAX; size += 16) {
+		while (_span_classes[cls].size < size)
 			cls++;
-		_span_bin_of[span_class_index(size)] =
-			(uint16_t)span_bin_offset(cls);
+		_span_bin_of[span_class_index(size)] = span_bin_tp(cls);
 	}
 }
 
