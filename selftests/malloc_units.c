@@ -730,6 +730,14 @@ TEST(thread_cache_large)
 	ASSERT_NE(NULL, r);
 	EXPECT_NE(p, r);
 	EXPECT_EQ(SPAN_STATE_THREAD, large_state(p));
+	q = span_malloc(10 * 4096);	/* 10 + 10 / 2 < 16: still too many */
+	ASSERT_NE(NULL, q);
+	EXPECT_NE(p, q);
+	span_free(q);
+	q = span_malloc(11 * 4096);	/* 11 + 11 / 2 >= 16: takes it */
+	EXPECT_EQ(p, q);
+	span_free(q);
+	EXPECT_EQ(SPAN_STATE_THREAD, large_state(p));
 	span_stats(&st0);
 	q = span_calloc(1, K64 - 4096);	/* 15 pages: takes it, zeroed */
 	EXPECT_EQ(p, q);
@@ -745,7 +753,7 @@ TEST(thread_cache_large)
 	span_free(r);
 	span_trim();
 	span_stats(&st);
-	EXPECT_EQ(st0.large_live - 2, st.large_live) TH_LOG("trim lets them go");
+	EXPECT_EQ(st0.large_live - 3, st.large_live) TH_LOG("trim lets them go");
 	st0 = st;
 
 	/* 12 x 256 KiB: only the newest fit in SPAN_TC_LARGE_BYTES */

@@ -13,7 +13,8 @@
  * On the mmap backend a thread keeps the last few large spans it freed (up to
  * SPAN_TC_LARGE_SLOTS of at most SPAN_TC_LARGE_PAGES pages, and
  * SPAN_TC_LARGE_BYTES in all; struct span_tcache) and hands one out again
- * to a large malloc() that fits it within a quarter, without the page
+ * to a large malloc() that it fits with at most half as many pages again
+ * to spare, without the page
  * heap's lock: threads that each allocate and free blocks of 32-256 KiB do
  * not queue on one mutex (TCMalloc caches up to 256 KiB per thread). Such
  * a span stays in the page map in state SPAN_STATE_THREAD, so a second
@@ -75,8 +76,12 @@ static void large_release(struct span *s)
 }
 
 /*
- * A span of this thread's cache with @pages to @pages + @pages / 4 pages,
- * newest first; NULL when none fits.
+ * A span of this thread's cache with @pages to @pages + @pages / 2 pages
+ * (a buffer size to the next: largemt's 33-256 KiB buffers are 1.33x and
+ * 1.5x apart; within a quarter 9.5% of its mallocs missed, 2.7% now, and
+ * a miss takes the page heap's lock twice, to evict and to allocate),
+ * newest first; NULL when none fits. A hit costs no memory: the span's
+ * pages were the cache's already.
  */
 static struct span *thread_take(size_t pages)
 {
@@ -86,7 +91,7 @@ static struct span *thread_take(size_t pages)
 	for (i = tc->nlarge; i-- > 0;) {
 		size_t have = tc->large[i]->pages;
 
-		if (have >= pages && have <= pages + pages / 4) {
+		if (have >= pages && have <= pages + pages / 2) {
 			struct span *s = thread_take_at(tc, i);
 
 			span_store_relaxed(&s->state, SPAN_STATE_LARGE);
