@@ -689,8 +689,9 @@ static void *large_then_exit(void *arg)
 
 /*
  * A thread keeps the large spans it freed (up to SPAN_TC_LARGE_SLOTS,
- * SPAN_TC_LARGE_BYTES) and gives one back to a large malloc() that fits
- * it within a quarter, zeroed for calloc(), without the page heap; trim
+ * SPAN_TC_LARGE_BYTES) and gives one back to a large malloc() that it
+ * fits with at most half as many pages again to spare, zeroed for
+ * calloc(), without the page heap; trim
  * and thread exit let them go (span_stats() counts them live until then).
  */
 TEST(thread_cache_large)
@@ -779,6 +780,54 @@ TEST(thread_cache_large)
 	EXPECT_TRUE(large_exit_ok);
 	span_stats(&st);
 	EXPECT_EQ(st0.large_live, st.large_live) TH_LOG("an exited thread's spans");
+}
+
+static pthread_barrier_t trim_barrier;
+static int trim_ok[3];
+
+/*
+ * Fills a bin and its cache of large spans, waits while the main thread
+ * trims, then checks both are still there (no slow path yet) and gone
+ * after its next slow path (a class it never used: a refill).
+ */
+static void *trim_target(void *arg)
+{
+	unsigned int cls = span_class_of(200);
+	void *v[40], *big;
+	int i;
+
+	(void)arg;
+	for (i = 0; i < 40; i++)
+		v[i] = span_malloc(200);
+	for (i = 0; i < 40; i++)
+		span_free(v[i]);
+	big = span_malloc(K64);
+	span_free(big);
+	trim_ok[0] = _span_tc.bins[cls].count > 0;
+	pthread_barrier_wait(&trim_barrier);	/* main trims */
+	pthread_barrier_wait(&trim_barrier);
+	trim_ok[1] = _span_tc.bins[cls].count > 0;
+	span_free(span_malloc(3000));		/* a refill: the slow path */
+	trim_ok[2] = _span_tc.bins[cls].count == 0 && _span_tc.nlarge == 0;
+	return NULL;
+}
+
+/* malloc_trim() in one thread empties the others' caches too. */
+TEST(trim_reaches_other_threads)
+{
+	pthread_t t;
+
+	init();
+	ASSERT_EQ(0, pthread_barrier_init(&trim_barrier, NULL, 2));
+	ASSERT_EQ(0, pthread_create(&t, NULL, trim_target, NULL));
+	pthread_barrier_wait(&trim_barrier);
+	span_trim();
+	pthread_barrier_wait(&trim_barrier);
+	ASSERT_EQ(0, pthread_join(t, NULL));
+	EXPECT_TRUE(trim_ok[0]) TH_LOG("the thread cached nothing");
+	EXPECT_TRUE(trim_ok[1]) TH_LOG("flushed before its slow path");
+	EXPECT_TRUE(trim_ok[2]) TH_LOG("not flushed by its slow path");
+	pthread_barrier_destroy(&trim_barrier);
 }
 
 #define CHILD_ENV	"MALLOC_UNITS_CHILD"

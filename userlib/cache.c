@@ -33,6 +33,8 @@ __thread struct span_tcache _span_tc;
 
 static pthread_key_t cache_key;
 static int cache_key_ok;
+/* Bumped by _span_cache_flush(): every thread flushes once per bump. */
+static uint32_t flush_gen;
 
 /* @bin's room under max @max, after its count changed. */
 static void bin_set_room(struct span_bin *bin, int32_t max)
@@ -96,6 +98,7 @@ static void cache_setup(struct span_tcache *tc)
 		tc->max[cls] = (int32_t)_span_classes[cls].batch;
 		bin_set_room(&tc->bins[cls], tc->max[cls]);
 	}
+	tc->flush_gen = span_load_relaxed(&flush_gen);
 	tc->state = SPAN_TC_LIVE;
 	span_add_relaxed(&_span_cnt.threads, 1);
 	/* May allocate (keys past the first 32): the cache works already. */
@@ -103,11 +106,22 @@ static void cache_setup(struct span_tcache *tc)
 		pthread_setspecific(cache_key, tc);
 }
 
-/* True when @tc may cache objects; sets it up on first use. */
+/*
+ * True when @tc may cache objects; sets it up on first use. Every slow
+ * path passes here: a thread that has not met the last flush request
+ * (another thread's malloc_trim() or reclaim) flushes first.
+ */
 static bool cache_ready(struct span_tcache *tc)
 {
-	if (likely(tc->state == SPAN_TC_LIVE))
+	if (likely(tc->state == SPAN_TC_LIVE)) {
+		uint32_t gen = span_load_relaxed(&flush_gen);
+
+		if (unlikely(tc->flush_gen != gen)) {
+			tc->flush_gen = gen;
+			cache_flush(tc);
+		}
 		return true;
+	}
 	if (tc->state == SPAN_TC_UNINIT) {
 		cache_setup(tc);
 		return true;
@@ -297,6 +311,7 @@ void _span_cache_flush(void)
 {
 	struct span_tcache *tc = &_span_tc;
 
+	tc->flush_gen = span_add_relaxed(&flush_gen, 1);
 	if (tc->state != SPAN_TC_UNINIT)
 		cache_flush(tc);
 }

@@ -285,6 +285,7 @@ struct span_tcache {
 	int32_t max[SPAN_NUM_CLASSES];	/* count above this drains */
 	uint32_t state;
 	uint32_t steal_next;	/* the class a grow takes from next */
+	uint32_t flush_gen;	/* the flush request last met (cache.c) */
 	size_t grown;		/* sum of (max - batch) * size, bytes */
 	uint32_t nlarge;	/* large[0] oldest, large[nlarge - 1] newest */
 	size_t large_bytes;
@@ -556,11 +557,16 @@ static inline struct span_bin SPAN_BIN_SEG *span_bin_ref(int32_t off)
 }
 
 void *_span_alloc_class_slow(unsigned int cls);
-/* free() of @p whose word 1 holds the key: a double free, or by chance. */
+/* free() of @p whose word 1 holds @s: a double free, or by chance. */
 void _span_free_suspect(void *p, struct span *s, const char *fn);
 void _span_bin_overflow(unsigned int cls);
 void _span_cache_key_init(void);
-/* Hand the calling thread's cached objects back to central. */
+/*
+ * Hand the calling thread's cached objects (small and large) back, and
+ * ask every other thread to do the same on its next slow path (a refill,
+ * a drain, a large malloc or free): malloc_trim() and the reclaim before
+ * ENOMEM reach the caches of all threads that still allocate.
+ */
 void _span_cache_flush(void);
 /*
  * Set up this thread's cache if it is not (a thread whose first
@@ -568,8 +574,8 @@ void _span_cache_flush(void);
  */
 bool _span_cache_prepare(void);
 /*
- * The backend said ENOMEM: give back the calling thread's cache, empty
- * spans, stashes, free runs and spare regions, so that a retry may
+ * The backend said ENOMEM: give back the thread caches (the calling
+ * thread's now, the others' on their next slow path), empty spans, stashes, free runs and spare regions, so that a retry may
  * succeed. Call with no lock of the library held.
  *
  * Only the top asks for it (here and alloc.c), never a lower layer: an
