@@ -48,7 +48,7 @@ static void *large_alloc(size_t size, size_t align, bool zero)
 SPAN_NOINLINE void *_span_malloc_slow(size_t size)
 {
 	/* Before init (and for good when init failed) every malloc is here. */
-	if (unlikely(!_span_ready) && !_span_init()) {
+	if (unlikely(!span_load_acquire(&_span_ready)) && !_span_init()) {
 		errno = ENOMEM;
 		return NULL;
 	}
@@ -112,7 +112,7 @@ void *_span_calloc(size_t n, size_t size)
 		return NULL;
 	}
 	if (bytes > SPAN_SMALL_MAX) {
-		if (unlikely(!_span_ready) && !_span_init()) {
+		if (unlikely(!span_load_acquire(&_span_ready)) && !_span_init()) {
 			errno = ENOMEM;
 			return NULL;
 		}
@@ -203,7 +203,7 @@ static void *alloc_aligned(size_t align, size_t size)
 
 	if (align <= SPAN_MIN_ALIGN && size > 8)
 		return span_malloc_inline(size);
-	if (unlikely(!_span_ready) && !_span_init()) {
+	if (unlikely(!span_load_acquire(&_span_ready)) && !_span_init()) {
 		errno = ENOMEM;
 		return NULL;
 	}

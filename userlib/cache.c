@@ -36,13 +36,24 @@ static int cache_key_ok;
 /* Bumped by _span_cache_flush(): every thread flushes once per bump. */
 static uint32_t flush_gen;
 
+/*
+ * This thread's bin of @cls as the fast paths reach it (span_bin_ref()):
+ * the bins are touched through that one kind of pointer only, here too.
+ * (The struct span_tcache a function below takes is always this thread's.)
+ */
+static struct span_bin SPAN_BIN_SEG *bin_of(unsigned int cls)
+{
+	return span_bin_ref(span_bin_tp(cls));
+}
+
 /* @bin's room under max @max, after its count changed. */
-static void bin_set_room(struct span_bin *bin, int32_t max)
+static void bin_set_room(struct span_bin SPAN_BIN_SEG *bin, int32_t max)
 {
 	bin->room = bin->count < max ? max - bin->count : 0;
 }
 
-static void bin_drain(unsigned int cls, struct span_bin *bin, uint32_t n)
+static void bin_drain(unsigned int cls, struct span_bin SPAN_BIN_SEG *bin,
+		      uint32_t n)
 {
 	void *head = bin->head, *p = head;
 	uint32_t i;
@@ -66,7 +77,7 @@ static void cache_flush(struct span_tcache *tc)
 
 	_span_large_flush_thread(tc);
 	for (cls = 1; cls < SPAN_NUM_CLASSES; cls++)
-		bin_drain(cls, &tc->bins[cls], tc->bins[cls].count);
+		bin_drain(cls, bin_of(cls), bin_of(cls)->count);
 }
 
 static void cache_exit(void *arg)
@@ -78,7 +89,7 @@ static void cache_exit(void *arg)
 	tc->grown = 0;
 	for (cls = 0; cls < SPAN_NUM_CLASSES; cls++) {
 		tc->max[cls] = 0;
-		bin_set_room(&tc->bins[cls], 0);
+		bin_set_room(bin_of(cls), 0);
 	}
 	cache_flush(tc);
 	span_add_relaxed(&_span_cnt.threads_exited, 1);
@@ -96,7 +107,7 @@ static void cache_setup(struct span_tcache *tc)
 
 	for (cls = 1; cls < SPAN_NUM_CLASSES; cls++) {
 		tc->max[cls] = (int32_t)_span_classes[cls].batch;
-		bin_set_room(&tc->bins[cls], tc->max[cls]);
+		bin_set_room(bin_of(cls), tc->max[cls]);
 	}
 	tc->flush_gen = span_load_relaxed(&flush_gen);
 	tc->state = SPAN_TC_LIVE;
@@ -169,7 +180,7 @@ static bool cache_steal(struct span_tcache *tc, unsigned int except)
 
 	for (i = 1; i < SPAN_NUM_CLASSES; i++) {
 		const struct span_class *vc;
-		struct span_bin *bin;
+		struct span_bin SPAN_BIN_SEG *bin;
 
 		v = 1 + tc->steal_next++ % (SPAN_NUM_CLASSES - 1);
 		vc = &_span_classes[v];
@@ -180,7 +191,7 @@ static bool cache_steal(struct span_tcache *tc, unsigned int except)
 			take = (int32_t)vc->batch;
 		tc->max[v] -= take;
 		tc->grown -= (size_t)take * vc->size;
-		bin = &tc->bins[v];
+		bin = bin_of(v);
 		bin_drain(v, bin, bin->count > tc->max[v] ?
 			  (uint32_t)(bin->count - tc->max[v]) : 0);
 		return true;
@@ -214,13 +225,12 @@ static void cache_grow(struct span_tcache *tc, unsigned int cls)
 SPAN_NOINLINE void *_span_alloc_class_slow(unsigned int cls)
 {
 	struct span_tcache *tc = &_span_tc;
-	struct span_bin *bin = &tc->bins[cls];
-	struct span_bin SPAN_BIN_SEG *ref = span_bin_ref(span_bin_tp(cls));
+	struct span_bin SPAN_BIN_SEG *bin = bin_of(cls);
 	const struct span_class *sc = &_span_classes[cls];
 	void *chain, *p;
 	uint32_t n;
 
-	span_bin_settle(ref);	/* the fast path's -1 */
+	span_bin_settle(bin);	/* the fast path's -1 */
 	if (!cache_ready(tc)) {
 		if (!refill(cls, 1, &chain)) {
 			errno = ENOMEM;
@@ -229,9 +239,9 @@ SPAN_NOINLINE void *_span_alloc_class_slow(unsigned int cls)
 		return span_obj_out(chain);
 	}
 	/* Filled by a free before the cache was set up. */
-	if (span_bin_take(ref))
-		return span_bin_pop_taken(ref);
-	span_bin_settle(ref);	/* span_bin_take()'s -1 */
+	if (span_bin_take(bin))
+		return span_bin_pop_taken(bin);
+	span_bin_settle(bin);	/* span_bin_take()'s -1 */
 	/* Empty by count but not by link: a free list made into a cycle. */
 	if (unlikely(bin->head))
 		_span_invalid("free", bin->head, "double free");
@@ -254,8 +264,8 @@ SPAN_NOINLINE void *_span_alloc_class_slow(unsigned int cls)
  * transfer cache takes, one lock hold), or more if the bin is further
  * over its max than that.
  */
-static uint32_t overflow_count(const struct span_bin *bin, int32_t max,
-			       uint32_t batch)
+static uint32_t overflow_count(const struct span_bin SPAN_BIN_SEG *bin,
+			       int32_t max, uint32_t batch)
 {
 	uint32_t over = (uint32_t)(bin->count - max), count = bin->count;
 
@@ -271,7 +281,7 @@ static uint32_t overflow_count(const struct span_bin *bin, int32_t max,
 SPAN_NOINLINE void _span_bin_overflow(unsigned int cls)
 {
 	struct span_tcache *tc = &_span_tc;
-	struct span_bin *bin = &tc->bins[cls];
+	struct span_bin SPAN_BIN_SEG *bin = bin_of(cls);
 	int saved = errno;
 
 	bin->count++;	/* the object span_bin_push() did not count */
@@ -292,7 +302,7 @@ SPAN_NOINLINE void _span_bin_overflow(unsigned int cls)
  */
 SPAN_COLD void _span_free_suspect(void *p, struct span *s, const char *fn)
 {
-	struct span_bin *bin = &_span_tc.bins[s->cls];
+	struct span_bin SPAN_BIN_SEG *bin = bin_of(s->cls);
 	uint32_t n = bin->count;
 	int saved = errno;
 	void *q;
@@ -302,7 +312,7 @@ SPAN_COLD void _span_free_suspect(void *p, struct span *s, const char *fn)
 			_span_invalid(fn, p, "double free");
 	if (_span_central_has_free(s, (uintptr_t)p))
 		_span_invalid(fn, p, "double free");
-	if (!span_bin_push(span_bin_ref(s->bin), p))
+	if (!span_bin_push(bin, p))
 		_span_bin_overflow(s->cls);
 	errno = saved;
 }

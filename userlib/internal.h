@@ -301,8 +301,9 @@ struct span_tcache {
  * is, as span_bin_tp() gives it, so that the fast path uses it as it is
  * (span_bin_ref()). Every class malloc uses is a multiple of 16 bytes, so
  * one shift indexes them all: an 8 KiB table, one formula, no branch on
- * the fast path. Zero (no bin) until init: the fast path reads it only
- * for sizes 1 ... _span_small_limit, and that is 0 until the table is
+ * the fast path. Zero until init, which is no bin (offset 0 is the thread
+ * control block): the gate alone keeps the fast path off it, which reads
+ * the table only for sizes 1 ... _span_small_limit, 0 until the table is
  * filled.
  */
 #define SPAN_CLASS_INDEX_MAX	((SPAN_SMALL_MAX - 1) >> 4)
@@ -501,9 +502,10 @@ extern __thread struct span_tcache _span_tc;
 /*
  * The thread pointer, where it is one instruction: initial-exec TLS sits
  * at the same offset from it in every thread, so an offset taken once
- * finds a bin with one add (free() from a span record: span_bin_tp()).
- * Without the builtin, the thread cache itself: the offsets are then
- * from it, and as good.
+ * (span_bin_tp(): the size table's entries, a span record's bin) finds
+ * this thread's bin: an %fs operand on x86-64, one add elsewhere. Without
+ * the builtin, the thread cache itself: the offsets are then from it, and
+ * as good.
  */
 #ifdef __has_builtin
 #if __has_builtin(__builtin_thread_pointer)
@@ -536,10 +538,14 @@ static inline int32_t span_bin_tp(unsigned int cls)
  * %fs-relative operand, with no add of the thread pointer (%fs:0) first.
  * SPAN_BIN_SEG qualifies the pointers the bin functions below work with
  * (a GNU C extension: the Makefile builds with -std=gnu11); elsewhere it
- * is empty and a span_bin_ref() is the plain address. The compiler takes
- * %fs-relative and plain accesses to one bin as possibly the same memory.
+ * is empty and a span_bin_ref() is the plain address. Bins are touched
+ * through such references only (cache.c's bin_of() too), never through
+ * _span_tc.bins: GCC does not promise that an %fs access and a plain one
+ * may alias. Offsets come from integer arithmetic or from memory, never
+ * from a pointer difference (see span_bin_tp()). Not on x32 (__LP64__):
+ * there GCC truncates the %fs operand's address to 32 bits.
  */
-#if defined(__x86_64__) && defined(__SEG_FS) && \
+#if defined(__x86_64__) && defined(__LP64__) && defined(__SEG_FS) && \
 	defined(SPAN_HAVE_THREAD_POINTER) && !defined(__STRICT_ANSI__)
 #define SPAN_HAVE_SEG_FS	1
 #define SPAN_BIN_SEG		__seg_fs
@@ -838,7 +844,9 @@ static inline void *span_bin_pop(unsigned int cls)
 /*
  * _span_small_limit, ordered before the fast path's read of the table
  * (init's release store of the limit follows the table's). On x86 every
- * load is an acquire: a plain one, which the compare takes as its operand.
+ * load is an acquire: a plain one, which the compare takes as its operand
+ * (the compiler cannot hoist the table's load above the compare: its index
+ * is in bounds only after it).
  */
 static inline size_t span_small_limit(void)
 {

@@ -9,7 +9,7 @@
  *   - a pointer no span holds, an interior pointer, the tail of a small
  *     span after its last object: at once;
  *   - a double free of a small object whose first free is still in the
- *     calling thread's cache (word 1 holds the key), parked in the
+ *     calling thread's cache (word 1 holds its span's address), parked in the
  *     transfer cache (a walk of its batches) or back in its span's free
  *     list (freemap bit): at once; one still in another thread's
  *     cache: when both copies reach central, possibly after the object

@@ -49,13 +49,12 @@ static uintptr_t *leaf_get(uintptr_t i)
 		leaf = _span_meta_map(LEAF_ENTRIES * sizeof(*leaf));
 		/*
 		 * An entry of 0 is "no leaf": a leaf mapped at exactly
-		 * leaf_bias(i), a low address (never seen), is refused and
-		 * left mapped (address space, no memory).
+		 * leaf_bias(i), a low address (never seen), is left mapped
+		 * (address space, no memory) and another taken, which the
+		 * first keeps from landing there.
 		 */
-		if (leaf && (uintptr_t)leaf == leaf_bias(i)) {
-			leaf = NULL;
-			errno = ENOMEM;
-		}
+		if (leaf && (uintptr_t)leaf == leaf_bias(i))
+			leaf = _span_meta_map(LEAF_ENTRIES * sizeof(*leaf));
 		if (leaf)
 			span_store_release(&_span_pm.root[i],
 					   (uintptr_t)leaf - leaf_bias(i));

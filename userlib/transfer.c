@@ -12,7 +12,8 @@
  * is full (drain) or empty (refill) does central.c do the per-span work.
  *
  * Objects here are out of their spans (freemap bit 0, as in a bin) and
- * keep the double-free key in word 1: a free() that finds the key asks
+ * keep the double-free mark in word 1 (their span's address): a free()
+ * that finds it asks
  * _span_transfer_has(), which walks this class's chains (cold path).
  *
  * Decay: a sweep (central.c, once per decay interval) gives back to the
