@@ -138,6 +138,15 @@ TEST(class_aligned)
 	EXPECT_EQ(0, _span_class_aligned(16, 2 * SPAN_PAGE));
 }
 
+/* 4 GiB of address space reserved: no live span can be in it. */
+static char *reserve_4g(void)
+{
+	char *mem = mmap(NULL, 4UL << 30, PROT_NONE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	return mem == MAP_FAILED ? NULL : mem;
+}
+
 TEST(pagemap)
 {
 	static struct span a, b;
@@ -145,10 +154,8 @@ TEST(pagemap)
 	char *mem;
 
 	init();
-	/* A real reserved range, so no live span can be there. */
-	mem = mmap(NULL, 4UL << 30, PROT_NONE,
-		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	ASSERT_NE(MAP_FAILED, mem);
+	mem = reserve_4g();
+	ASSERT_NE(NULL, mem);
 	/* Straddle a 1 GiB leaf boundary. */
 	base = (((uintptr_t)mem + (1UL << 30)) & ~((1UL << 30) - 1)) -
 	       3 * SPAN_PAGE;
@@ -184,9 +191,8 @@ TEST(pagemap_find_none)
 	char *mem;
 
 	init();
-	mem = mmap(NULL, 4UL << 30, PROT_NONE,
-		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	ASSERT_NE(MAP_FAILED, mem);
+	mem = reserve_4g();
+	ASSERT_NE(NULL, mem);
 	base = ((uintptr_t)mem + (1UL << 30)) & ~((1UL << 30) - 1);
 	EXPECT_FALSE(span_pagemap_find(base + (1UL << 30), &s));
 	ASSERT_EQ(0, _span_pagemap_set(base, 1, &a));
