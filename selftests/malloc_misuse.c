@@ -11,6 +11,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -368,6 +369,47 @@ TEST(double_free_large_thread_cached)
 	EXPECT_NE(NULL, strstr(out, "(freed pointer)")) TH_LOG("%s", out);
 	expect_abort(_metadata, do_free_then_realloc, p, "realloc",
 		     (uintptr_t)p);
+}
+
+static void *trim_thread(void *arg)
+{
+	(void)arg;
+	span_trim();
+	return NULL;
+}
+
+/*
+ * Two large blocks in this thread's cache, then another thread trims (so
+ * this thread's next large free flushes its cache first, merging the two
+ * runs and dropping b's record): the second free of b is still a double
+ * free, found before the flush.
+ */
+static void do_double_free_after_trim_elsewhere(void *arg)
+{
+	void *a = span_malloc(64 << 10), *b = span_malloc(64 << 10);
+	pthread_t t;
+
+	(void)arg;
+	span_free(a);
+	span_free(b);
+	if (pthread_create(&t, NULL, trim_thread, NULL) ||
+	    pthread_join(t, NULL))
+		_exit(3);
+	span_free(b);
+	_exit(0);
+}
+
+TEST(double_free_large_after_trim_elsewhere)
+{
+	char out[512];
+	int status;
+
+	if (!strcmp(span_backend(), "kernel"))
+		SKIP(return, "the kernel backend's large spans are not kept by threads");
+	status = run_child(do_double_free_after_trim_elsewhere, NULL, out,
+			   sizeof(out));
+	ASSERT_TRUE(WIFSIGNALED(status)) TH_LOG("status %#x: %s", status, out);
+	EXPECT_NE(NULL, strstr(out, "(double free)")) TH_LOG("%s", out);
 }
 
 /*

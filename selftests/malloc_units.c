@@ -548,7 +548,9 @@ TEST(thread_cache_bins)
 /*
  * The fast paths reach a bin by its offset from the thread pointer (an
  * %fs-relative operand on x86-64), as the size table and the span record
- * give it: in every thread that is the thread's own bin.
+ * give it: in every thread that is the thread's own bin. (This function
+ * mixes the two kinds of access on purpose, which the library does not:
+ * a compiler that took them as never aliasing would fail it loudly.)
  */
 static void *bin_ref_thread(void *arg)
 {

@@ -70,9 +70,15 @@ SPAN_NOINLINE void _span_free_slow(void *p, const char *fn)
 	if (!s)
 		_span_invalid(fn, p, "not from this heap");
 	if (!s->cls) {
+		/*
+		 * Checked before the thread cache is made ready: that may
+		 * flush it (another thread's malloc_trim()), and a double
+		 * free's span, cached, would then be gone.
+		 */
+		_span_large_check(s, p, fn);
 		saved = errno;
 		_span_cache_prepare();
-		_span_large_free(s, p, fn);
+		_span_large_free(s);
 		errno = saved;
 		return;
 	}
@@ -282,7 +288,7 @@ SPAN_API void *span_pvalloc(size_t size) SPAN_ALIAS(_span_pvalloc);
 
 SPAN_API void span_trim(void)
 {
-	if (!_span_ready)
+	if (!span_load_acquire(&_span_ready))
 		return;
 	_span_cache_flush();
 	_span_central_collect(true);

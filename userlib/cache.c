@@ -33,8 +33,14 @@ __thread struct span_tcache _span_tc;
 
 static pthread_key_t cache_key;
 static int cache_key_ok;
-/* Bumped by _span_cache_flush(): every thread flushes once per bump. */
-static uint32_t flush_gen;
+/*
+ * Bumped by _span_cache_flush(); a thread whose last seen value differs
+ * flushes at its next slow path (once, however many bumps). Read by every
+ * slow path, written seldom: a cache line of its own.
+ */
+static struct {
+	_Alignas(64) uint64_t n;
+} flush_gen;
 
 /*
  * This thread's bin of @cls as the fast paths reach it (span_bin_ref()):
@@ -109,7 +115,7 @@ static void cache_setup(struct span_tcache *tc)
 		tc->max[cls] = (int32_t)_span_classes[cls].batch;
 		bin_set_room(bin_of(cls), tc->max[cls]);
 	}
-	tc->flush_gen = span_load_relaxed(&flush_gen);
+	tc->flush_gen = span_load_relaxed(&flush_gen.n);
 	tc->state = SPAN_TC_LIVE;
 	span_add_relaxed(&_span_cnt.threads, 1);
 	/* May allocate (keys past the first 32): the cache works already. */
@@ -117,20 +123,25 @@ static void cache_setup(struct span_tcache *tc)
 		pthread_setspecific(cache_key, tc);
 }
 
+/* Another thread asked for a flush (malloc_trim(), a reclaim): do it. */
+static SPAN_COLD void cache_catch_up(struct span_tcache *tc, uint64_t gen)
+{
+	tc->flush_gen = gen;
+	cache_flush(tc);
+}
+
 /*
- * True when @tc may cache objects; sets it up on first use. Every slow
- * path passes here: a thread that has not met the last flush request
- * (another thread's malloc_trim() or reclaim) flushes first.
+ * True when @tc may cache objects; sets it up on first use. The thread
+ * cache's slow paths (refill, drain, large malloc and free) pass here: a
+ * thread that has not met the last flush request flushes first.
  */
-static bool cache_ready(struct span_tcache *tc)
+static inline bool cache_ready(struct span_tcache *tc)
 {
 	if (likely(tc->state == SPAN_TC_LIVE)) {
-		uint32_t gen = span_load_relaxed(&flush_gen);
+		uint64_t gen = span_load_relaxed(&flush_gen.n);
 
-		if (unlikely(tc->flush_gen != gen)) {
-			tc->flush_gen = gen;
-			cache_flush(tc);
-		}
+		if (unlikely(tc->flush_gen != gen))
+			cache_catch_up(tc, gen);
 		return true;
 	}
 	if (tc->state == SPAN_TC_UNINIT) {
@@ -321,7 +332,7 @@ void _span_cache_flush(void)
 {
 	struct span_tcache *tc = &_span_tc;
 
-	tc->flush_gen = span_add_relaxed(&flush_gen, 1);
+	tc->flush_gen = span_add_relaxed(&flush_gen.n, 1);
 	if (tc->state != SPAN_TC_UNINIT)
 		cache_flush(tc);
 }

@@ -108,6 +108,7 @@ SPAN_EXPORT int malloc_info(int options, FILE *fp)
 	struct span_stats st;
 	unsigned int cls, prev = 0;
 	uint64_t objs, free_objs = 0;
+	int ready;
 
 	if (options) {
 		errno = EINVAL;
@@ -116,7 +117,8 @@ SPAN_EXPORT int malloc_info(int options, FILE *fp)
 	mi = info_get();
 	span_stats(&st);
 	fputs("<malloc version=\"1\">\n<heap nr=\"0\">\n<sizes>\n", fp);
-	for (cls = 1; cls < SPAN_NUM_CLASSES && _span_ready; cls++) {
+	ready = span_load_acquire(&_span_ready);
+	for (cls = 1; cls < SPAN_NUM_CLASSES && ready; cls++) {
 		uint32_t size = _span_classes[cls].size;
 
 		objs = _span_central_class_free(cls);
@@ -156,8 +158,9 @@ SPAN_EXPORT int malloc_info(int options, FILE *fp)
 }
 
 /*
- * Give back what can go now (span_trim(): this thread's cache, empty small
- * spans, stashes, free large runs). @pad is ignored: nothing is kept at a
+ * Give back what can go now (span_trim(): this thread's cache, the other
+ * threads' at their next slow path, empty small spans, stashes, free large
+ * runs). @pad is ignored: nothing is kept at a
  * heap top. Returns 1 if memory went back to the system, as glibc.
  */
 SPAN_EXPORT int malloc_trim(size_t pad)
@@ -177,7 +180,7 @@ SPAN_EXPORT int malloc_trim(size_t pad)
  */
 SPAN_EXPORT int mallopt(int param, int value)
 {
-	if (unlikely(!_span_ready))
+	if (unlikely(!span_load_acquire(&_span_ready)))
 		_span_init();	/* the environment is read first */
 	switch (param) {
 	case M_TRIM_THRESHOLD:

@@ -285,7 +285,7 @@ struct span_tcache {
 	int32_t max[SPAN_NUM_CLASSES];	/* count above this drains */
 	uint32_t state;
 	uint32_t steal_next;	/* the class a grow takes from next */
-	uint32_t flush_gen;	/* the flush request last met (cache.c) */
+	uint64_t flush_gen;	/* the flush request last met (cache.c) */
 	size_t grown;		/* sum of (max - batch) * size, bytes */
 	uint32_t nlarge;	/* large[0] oldest, large[nlarge - 1] newest */
 	size_t large_bytes;
@@ -580,9 +580,10 @@ void _span_cache_flush(void);
  */
 bool _span_cache_prepare(void);
 /*
- * The backend said ENOMEM: give back the thread caches (the calling
- * thread's now, the others' on their next slow path), empty spans, stashes, free runs and spare regions, so that a retry may
- * succeed. Call with no lock of the library held.
+ * The backend said ENOMEM: give back the calling thread's cache (the
+ * others flush at their next slow path: the retry does not wait for
+ * them), empty spans, stashes, free runs and spare regions, so that a
+ * retry may succeed. Call with no lock of the library held.
  *
  * Only the top asks for it (here and alloc.c), never a lower layer: an
  * allocation below the thread cache that takes @reclaim (bool *) fails
@@ -663,7 +664,8 @@ void _span_region_stats(struct span_stats *st);
  * ------------------------------------------------------------------- */
 
 void *_span_large_alloc(size_t size, size_t align, bool zero, bool *reclaim);
-void _span_large_free(struct span *s, void *p, const char *fn);
+/* Free live large span @s; its pointer passed _span_large_check(). */
+void _span_large_free(struct span *s);
 /* Abort (as @fn) unless @p is the pointer live large span @s handed out. */
 void _span_large_check(const struct span *s, const void *p, const char *fn);
 /* Give the large spans of this thread's cache (@tc) to the page heap. */

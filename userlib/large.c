@@ -178,9 +178,8 @@ void *_span_large_alloc(size_t size, size_t align, bool zero, bool *reclaim)
 	return (void *)s->user;
 }
 
-void _span_large_free(struct span *s, void *p, const char *fn)
+void _span_large_free(struct span *s)
 {
-	_span_large_check(s, p, fn);
 	if (!thread_keep(s))
 		large_release(s);
 }
@@ -229,7 +228,7 @@ void _span_large_reinit(void)
 /*
  * The spans in threads' caches count as live here: the page heap has them
  * handed out (at most SPAN_TC_LARGE_SLOTS per thread; span_trim() gives
- * back the calling thread's).
+ * back the calling thread's now, the others' at their next slow path).
  */
 void _span_large_stats(struct span_stats *st)
 {

@@ -33,7 +33,7 @@ SPAN_API void span_stats(struct span_stats *st)
 	st->stashed_bytes = pc.stashed_bytes;
 	_span_region_stats(st);
 	st->backend_reopens = pc.reopens;
-	if (!_span_ready)
+	if (!span_load_acquire(&_span_ready))
 		return;
 	_span_central_stats(st);
 	_span_large_stats(st);
@@ -124,7 +124,7 @@ void _span_stats_at_exit(void)
 	int fd = stats_fd >= 0 ? stats_fd : 2;
 
 	/* Not started (a forced backend that failed said so already). */
-	if (!_span_opt.stats || !_span_ready)
+	if (!_span_opt.stats || !span_load_acquire(&_span_ready))
 		return;
 	span_stats_print(fd);
 	if (_span_opt.stats_verbose)
