@@ -77,13 +77,27 @@ static void bin_drain(unsigned int cls, struct span_bin SPAN_BIN_SEG *bin,
 	_span_central_drain(cls, head, n);
 }
 
+/* The staging bin of owned class @cls (span->bin of its spans). */
+static struct span_bin SPAN_BIN_SEG *staged_of(unsigned int cls)
+{
+	return span_bin_ref(span_free_bin_tp(cls));
+}
+
 static void cache_flush(struct span_tcache *tc)
 {
 	unsigned int cls;
+	void *head, *tail;
+	uint32_t n;
 
 	_span_large_flush_thread(tc);
 	for (cls = 1; cls < SPAN_NUM_CLASSES; cls++)
 		bin_drain(cls, bin_of(cls), bin_of(cls)->count);
+	for (cls = 1; cls <= SPAN_OWNED_CLASSES; cls++) {
+		bin_drain(cls, staged_of(cls), staged_of(cls)->count);
+		if (tc->inbox &&
+		    (n = _span_inbox_take(tc->inbox, cls, &head, &tail)))
+			_span_central_drain(cls, head, n);
+	}
 }
 
 static void cache_exit(void *arg)
@@ -96,8 +110,13 @@ static void cache_exit(void *arg)
 	for (cls = 0; cls < SPAN_NUM_CLASSES; cls++) {
 		tc->max[cls] = 0;
 		bin_set_room(bin_of(cls), 0);
+		if (span_class_owned(cls))
+			bin_set_room(staged_of(cls), 0);
 	}
 	cache_flush(tc);
+	if (tc->inbox)
+		_span_inbox_close(tc->inbox);
+	tc->inbox = NULL;
 	span_add_relaxed(&_span_cnt.threads_exited, 1);
 }
 
@@ -114,7 +133,11 @@ static void cache_setup(struct span_tcache *tc)
 	for (cls = 1; cls < SPAN_NUM_CLASSES; cls++) {
 		tc->max[cls] = (int32_t)_span_classes[cls].batch;
 		bin_set_room(bin_of(cls), tc->max[cls]);
+		if (span_class_owned(cls))
+			bin_set_room(staged_of(cls), tc->max[cls]);
 	}
+	/* Without one (ENOMEM) every span counts as this thread's. */
+	tc->inbox = _span_inbox_open();
 	tc->flush_gen = span_load_relaxed(&flush_gen.n);
 	tc->state = SPAN_TC_LIVE;
 	span_add_relaxed(&_span_cnt.threads, 1);
@@ -169,12 +192,13 @@ void _span_reclaim(void)
  */
 static uint32_t refill(unsigned int cls, uint32_t want, void **chain)
 {
+	struct span_inbox *me = _span_tc.inbox;
 	bool reclaim = false;
-	uint32_t n = _span_central_refill(cls, want, chain, &reclaim);
+	uint32_t n = _span_central_refill(cls, want, chain, me, &reclaim);
 
 	if (!n && reclaim) {
 		_span_reclaim();
-		n = _span_central_refill(cls, want, chain, NULL);
+		n = _span_central_refill(cls, want, chain, me, NULL);
 	}
 	return n;
 }
@@ -233,6 +257,107 @@ static void cache_grow(struct span_tcache *tc, unsigned int cls)
 	tc->grown += bytes;
 }
 
+/*
+ * How many objects an overflowing bin gives back: a whole batch (what the
+ * transfer cache takes, one lock hold), or more if the bin is further
+ * over its max than that.
+ */
+static uint32_t overflow_count(const struct span_bin SPAN_BIN_SEG *bin,
+			       int32_t max, uint32_t batch)
+{
+	uint32_t over = (uint32_t)(bin->count - max), count = bin->count;
+
+	if (over > batch)
+		return over;
+	return batch < count ? batch : count;
+}
+
+/*
+ * Put @n objects chained from @head to @tail on @bin (of @cls); a batch
+ * or more over its max goes on to central.
+ */
+static void bin_add(unsigned int cls, struct span_bin SPAN_BIN_SEG *bin,
+		    void *head, void *tail, uint32_t n)
+{
+	int32_t max = _span_tc.max[cls];
+
+	*(void **)tail = bin->head;
+	bin->head = head;
+	bin->count += (int32_t)n;
+	if (bin->count > max)
+		bin_drain(cls, bin, overflow_count(bin, max,
+						   _span_classes[cls].batch));
+	else
+		bin_set_room(bin, max);
+}
+
+/* Move staging bin @staged whole to the empty bin @bin of @cls. */
+static void staged_take_all(struct span_tcache *tc, unsigned int cls,
+			    struct span_bin SPAN_BIN_SEG *bin,
+			    struct span_bin SPAN_BIN_SEG *staged)
+{
+	bin->head = staged->head;
+	bin->count = staged->count;
+	bin_set_room(bin, tc->max[cls]);
+	staged->head = NULL;
+	staged->count = 0;
+	bin_set_room(staged, tc->max[cls]);
+}
+
+/*
+ * Sort owned class @cls's staging bin (remote.c): objects of spans this
+ * thread owns go to @bin, the others to their owners.
+ */
+static void staged_sort(struct span_tcache *tc, unsigned int cls,
+			struct span_bin SPAN_BIN_SEG *bin)
+{
+	struct span_bin SPAN_BIN_SEG *staged = staged_of(cls);
+	struct span_sorted own;
+	uint32_t n = staged->count;
+	void *head = staged->head;
+
+	if (_span_remote_alone(tc->inbox)) {
+		/* No other thread to sort for: a plain bin's overflow. */
+		if (n > (uint32_t)tc->max[cls])
+			bin_drain(cls, staged,
+				  overflow_count(staged, tc->max[cls],
+						 _span_classes[cls].batch));
+		if (!bin->count)
+			staged_take_all(tc, cls, bin, staged);
+		return;
+	}
+	staged->head = NULL;
+	staged->count = 0;
+	bin_set_room(staged, tc->max[cls]);
+	if (!n)
+		return;
+	_span_remote_sort(cls, head, n, tc->inbox, &own);
+	if (own.count)
+		bin_add(cls, bin, own.head, own.tail, own.count);
+}
+
+/*
+ * Owned class @cls's bin ran empty: restock it from the staging bin, else
+ * from the inbox. True when it holds an object (taken, for the caller to
+ * pop).
+ */
+static bool owned_restock(struct span_tcache *tc, unsigned int cls,
+			  struct span_bin SPAN_BIN_SEG *bin)
+{
+	void *head, *tail;
+	uint32_t n;
+
+	staged_sort(tc, cls, bin);
+	if (!bin->count && tc->inbox &&
+	    (n = _span_inbox_take(tc->inbox, cls, &head, &tail)))
+		bin_add(cls, bin, head, tail, n);
+	if (!span_bin_take(bin)) {
+		span_bin_settle(bin);
+		return false;
+	}
+	return true;
+}
+
 SPAN_NOINLINE void *_span_alloc_class_slow(unsigned int cls)
 {
 	struct span_tcache *tc = &_span_tc;
@@ -256,6 +381,9 @@ SPAN_NOINLINE void *_span_alloc_class_slow(unsigned int cls)
 	/* Empty by count but not by link: a free list made into a cycle. */
 	if (unlikely(bin->head))
 		_span_invalid("free", bin->head, "double free");
+	/* Owned classes: this thread's frees, then other threads'. */
+	if (span_class_owned(cls) && owned_restock(tc, cls, bin))
+		return span_bin_pop_taken(bin);
 	cache_grow(tc, cls);
 	bin_set_room(bin, tc->max[cls]);	/* also if refill fails */
 	n = refill(cls, sc->batch, &chain);
@@ -270,34 +398,23 @@ SPAN_NOINLINE void *_span_alloc_class_slow(unsigned int cls)
 	return span_obj_out(p);
 }
 
-/*
- * How many objects an overflowing bin gives back: a whole batch (what the
- * transfer cache takes, one lock hold), or more if the bin is further
- * over its max than that.
- */
-static uint32_t overflow_count(const struct span_bin SPAN_BIN_SEG *bin,
-			       int32_t max, uint32_t batch)
-{
-	uint32_t over = (uint32_t)(bin->count - max), count = bin->count;
-
-	if (over > batch)
-		return over;
-	return batch < count ? batch : count;
-}
 
 /*
  * free()'s slow paths keep errno: POSIX asks free() to, and a drain or a
  * large free may make a backend call that fails (and is dealt with).
  */
-SPAN_NOINLINE void _span_bin_overflow(unsigned int cls)
+SPAN_NOINLINE void _span_bin_overflow(const struct span *s)
 {
 	struct span_tcache *tc = &_span_tc;
-	struct span_bin SPAN_BIN_SEG *bin = bin_of(cls);
+	struct span_bin SPAN_BIN_SEG *bin = span_bin_ref(s->bin);
+	unsigned int cls = s->cls;
 	int saved = errno;
 
 	bin->count++;	/* the object span_bin_push() did not count */
 	if (!cache_ready(tc))
 		bin_drain(cls, bin, bin->count);
+	else if (span_class_owned(cls))
+		staged_sort(tc, cls, bin_of(cls));
 	else if (bin->count > tc->max[cls])
 		bin_drain(cls, bin, overflow_count(bin, tc->max[cls],
 						   _span_classes[cls].batch));
@@ -311,20 +428,33 @@ SPAN_NOINLINE void _span_bin_overflow(unsigned int cls)
  * or back in central (a double free), or the program's data happens to
  * equal it (free it).
  */
-SPAN_COLD void _span_free_suspect(void *p, struct span *s, const char *fn)
+/* Is @p one of the first @n objects of @bin's list? */
+static bool bin_has(const struct span_bin SPAN_BIN_SEG *bin, uint32_t n,
+		    const void *p)
 {
-	struct span_bin SPAN_BIN_SEG *bin = bin_of(s->cls);
-	uint32_t n = bin->count;
-	int saved = errno;
 	void *q;
 
 	for (q = bin->head; q && n; q = *(void **)q, n--)
 		if (q == p)
-			_span_invalid(fn, p, "double free");
-	if (_span_central_has_free(s, (uintptr_t)p))
+			return true;
+	return false;
+}
+
+SPAN_COLD void _span_free_suspect(void *p, struct span *s, const char *fn)
+{
+	struct span_bin SPAN_BIN_SEG *bin = span_bin_ref(s->bin);
+	struct span_bin SPAN_BIN_SEG *own = bin_of(s->cls);
+	struct span_inbox *ib = _span_tc.inbox;
+	int saved = errno;
+
+	if (bin_has(bin, bin->count, p) ||
+	    (span_class_owned(s->cls) &&
+	     (bin_has(own, own->count, p) ||
+	      (ib && _span_inbox_has(ib, s->cls, p)))) ||
+	    _span_central_has_free(s, (uintptr_t)p))
 		_span_invalid(fn, p, "double free");
 	if (!span_bin_push(bin, p))
-		_span_bin_overflow(s->cls);
+		_span_bin_overflow(s);
 	errno = saved;
 }
 

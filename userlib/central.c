@@ -235,7 +235,7 @@ static void central_maybe_sweep(uint64_t now)
 }
 
 uint32_t _span_central_refill(unsigned int cls, uint32_t want, void **chain,
-			      bool *reclaim)
+			      struct span_inbox *owner, bool *reclaim)
 {
 	const struct span_class *sc = &_span_classes[cls];
 	struct central *c = &centrals[cls];
@@ -270,6 +270,8 @@ uint32_t _span_central_refill(unsigned int cls, uint32_t want, void **chain,
 			s->state = SPAN_STATE_PARTIAL;
 			_span_list_push(&c->partial, s);
 		}
+		if (span_class_owned(cls))	/* remote.c */
+			span_store_relaxed(&s->owner, owner);
 		end = s->base + (uintptr_t)s->nobjs * sc->size;
 		if (s->free && nlists < REFILL_RANGES &&
 		    list_len(s, end, sc->size) <= want - n) {

@@ -11,11 +11,12 @@
  * init_lock.
  *
  * fork(): the prepare handler takes every lock of the library (init, then
- * the order documented in central.c, then the backend's stash locks,
+ * remote.c's, then the order documented in central.c, then the backend's stash locks,
  * prim.h), so the child never inherits a lock
  * held by a thread that does not exist there; the child re-initialises
  * them, the parent unlocks. Other threads' caches are simply lost in the
- * child, like their stacks.
+ * child, like their stacks; their inboxes close (remote.c), so that the
+ * child's frees of objects of spans those threads owned reach central.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -33,6 +34,7 @@ static int init_dead;		/* the forced backend cannot start */
 static void fork_prepare(void)
 {
 	pthread_mutex_lock(&init_lock);
+	_span_remote_lock();
 	_span_central_lock_all();
 	_span_large_lock();
 	_span_pagemap_lock();
@@ -47,6 +49,7 @@ static void fork_parent(void)
 	_span_pagemap_unlock();
 	_span_large_unlock();
 	_span_central_unlock_all();
+	_span_remote_unlock();
 	pthread_mutex_unlock(&init_lock);
 }
 
@@ -58,6 +61,8 @@ static void fork_child(void)
 	_span_central_reinit();
 	pthread_mutex_init(&init_lock, NULL);
 	_span_prim_after_fork_child();
+	/* Last: it may give objects to central. */
+	_span_remote_after_fork_child(_span_tc.inbox);
 }
 
 /* Registrations that may allocate: only once the allocator works. */

@@ -207,6 +207,8 @@ struct span {
 	struct span *next;	/* list links: central, large cache, records */
 	struct span *prev;
 	uint64_t stamp_ms;	/* when it became empty or cached */
+	struct span_inbox *owner;	/* owned classes: the inbox of the
+					   thread that refilled from it last */
 	/* Line 2: large spans and free runs (pageheap.c), under its lock. */
 	_Alignas(64) struct span *older;	/* age list of free runs */
 	struct span *newer;
@@ -259,6 +261,34 @@ struct span_bin {
 	int32_t room;
 };
 
+/*
+ * Classes 1 ... SPAN_OWNED_CLASSES (8 and 16 bytes: four or more objects
+ * to a cache line) have owners (remote.c): free() pushes their objects on
+ * a staging bin that malloc() never pops, and the slow path sorts it: the
+ * objects of spans this thread refilled from last go to its bin, the
+ * others to the inbox of the thread that did. A -D for measurements.
+ */
+#ifndef SPAN_OWNED_CLASSES
+#define SPAN_OWNED_CLASSES	2
+#endif
+
+static inline bool span_class_owned(unsigned int cls)
+{
+	return cls - 1 < SPAN_OWNED_CLASSES;
+}
+
+/*
+ * A thread's objects of owned classes that other threads freed, one
+ * lock-free stack per class (pushed by them, taken whole by the owner):
+ * remote.c. Never freed: a thread that exits closes its inbox and a new
+ * thread reopens it, which adopts the spans that still name it.
+ */
+struct span_inbox {
+	_Alignas(64) void *head[SPAN_OWNED_CLASSES];
+	struct span_inbox *next;	/* every inbox, for fork and reuse */
+	bool open;			/* under remote.c's lock */
+};
+
 enum span_tc_state {
 	SPAN_TC_UNINIT = 0,
 	SPAN_TC_LIVE,
@@ -282,6 +312,9 @@ enum span_tc_state {
 
 struct span_tcache {
 	struct span_bin bins[SPAN_NUM_CLASSES];
+	/* free()'s bins for the owned classes 1 ... SPAN_OWNED_CLASSES */
+	struct span_bin staged[SPAN_OWNED_CLASSES];
+	struct span_inbox *inbox;	/* NULL: none (then every span is own) */
 	int32_t max[SPAN_NUM_CLASSES];	/* count above this drains */
 	uint32_t state;
 	uint32_t steal_next;	/* the class a grow takes from next */
@@ -453,9 +486,12 @@ void _span_span_release_list(struct span_list *l);
  * central.c
  * ------------------------------------------------------------------- */
 
-/* Up to @want objects of @cls as a NULL-terminated chain; 0 on ENOMEM. */
+/*
+ * Up to @want objects of @cls as a NULL-terminated chain; 0 on ENOMEM.
+ * Spans it takes objects from name @owner (owned classes).
+ */
 uint32_t _span_central_refill(unsigned int cls, uint32_t want, void **chain,
-			      bool *reclaim);
+			      struct span_inbox *owner, bool *reclaim);
 /* Give back @n objects of @cls chained from @head. */
 void _span_central_drain(unsigned int cls, void *head, uint32_t n);
 /* Release empty spans whose decay expired (all of them if @force). */
@@ -493,6 +529,47 @@ void _span_transfer_unlock_all(void);
 void _span_transfer_reinit(void);
 
 /* ---------------------------------------------------------------------
+ * remote.c: owned classes, staging bins sorted, inboxes
+ * ------------------------------------------------------------------- */
+
+/* An inbox for a new thread cache (a closed one reopened); NULL + errno. */
+struct span_inbox *_span_inbox_open(void);
+/* The thread of @ib exits: its objects go to central, it may be reused. */
+void _span_inbox_close(struct span_inbox *ib);
+/*
+ * Take every object of @cls that other threads sent to @ib: chain in
+ * *@head (NULL-terminated), its last object in *@tail; how many.
+ */
+uint32_t _span_inbox_take(struct span_inbox *ib, unsigned int cls,
+			  void **head, void **tail);
+/* Is @p in @ib's list of @cls? (walks it: cold paths only) */
+bool _span_inbox_has(struct span_inbox *ib, unsigned int cls, const void *p);
+
+/* What a sort keeps: the objects of spans whose owner is the sorter. */
+struct span_sorted {
+	void *head, *tail;
+	uint32_t count;
+};
+
+/*
+ * Sort the @n objects of @cls chained from @head (a staging bin's): those
+ * of spans that name @me (or none) into @own, the others onto their
+ * owners' inboxes (or central, when closed).
+ */
+void _span_remote_sort(unsigned int cls, void *head, uint32_t n,
+		       struct span_inbox *me, struct span_sorted *own);
+/*
+ * No thread but the one of inbox @me (NULL: none) has an open inbox: no
+ * object it frees can be nearer another running thread's, so its staging
+ * bin serves as a plain bin (no sort). A hint, read without a lock.
+ */
+bool _span_remote_alone(const struct span_inbox *me);
+void _span_remote_lock(void);
+void _span_remote_unlock(void);
+/* In a fork child: the inboxes of threads that it does not have close. */
+void _span_remote_after_fork_child(struct span_inbox *mine);
+
+/* ---------------------------------------------------------------------
  * cache.c: the thread cache's slow paths
  * ------------------------------------------------------------------- */
 
@@ -523,13 +600,34 @@ static inline char *span_tp(void)
 }
 
 /*
- * Class @cls's bin as an offset from span_tp(), the same in every thread.
- * In integers: the two addresses are of different objects, and from such
- * a pointer difference GCC 12 made a bin reference whose stores it dropped.
+ * Bin 0 as an offset from span_tp(), the same in every thread: for init,
+ * which keeps it (_span_bin_tp0). In integers: the two addresses are of
+ * different objects, and from such a pointer difference GCC 12 made a bin
+ * reference whose stores it dropped.
+ */
+static inline int32_t span_bin_tp_first(void)
+{
+	return (int32_t)((uintptr_t)&_span_tc.bins[0] - (uintptr_t)span_tp());
+}
+
+/*
+ * Class @cls's bin as an offset from span_tp(), after init: from bin 0's
+ * as init kept it. (Computed from the TLS offset in a loop, GCC loaded 32
+ * bits of the GOT's 64-bit entry: a static link cannot relax that.)
  */
 static inline int32_t span_bin_tp(unsigned int cls)
 {
-	return (int32_t)((uintptr_t)&_span_tc.bins[cls] - (uintptr_t)span_tp());
+	return _span_bin_tp0 + (int32_t)(cls * sizeof(struct span_bin));
+}
+
+/* The bin free() pushes objects of @cls on: span->bin. */
+static inline int32_t span_free_bin_tp(unsigned int cls)
+{
+	if (span_class_owned(cls))
+		return _span_bin_tp0 + (int32_t)(offsetof(struct span_tcache,
+							  staged) +
+						 (cls - 1) * sizeof(struct span_bin));
+	return span_bin_tp(cls);
 }
 
 /*
@@ -565,7 +663,8 @@ static inline struct span_bin SPAN_BIN_SEG *span_bin_ref(int32_t off)
 void *_span_alloc_class_slow(unsigned int cls);
 /* free() of @p whose word 1 holds @s: a double free, or by chance. */
 void _span_free_suspect(void *p, struct span *s, const char *fn);
-void _span_bin_overflow(unsigned int cls);
+/* The bin free() pushes objects of @s on (span->bin) went past its max. */
+void _span_bin_overflow(const struct span *s);
 void _span_cache_key_init(void);
 /*
  * Hand the calling thread's cached objects (small and large) back, and
@@ -900,7 +999,7 @@ static inline void span_free_inline(void *p, const char *fn)
 	bin = span_bin_ref(s->bin);
 	((struct span **)p)[1] = s;
 	if (unlikely(!span_bin_push(bin, p)))
-		_span_bin_overflow(s->cls);
+		_span_bin_overflow(s);
 }
 
 #pragma GCC visibility pop

@@ -59,7 +59,7 @@ void _span_sizeclass_init(bool roomy)
 		c->cap = roomy ? clamp_u32(262144 / c->size, 2 * c->batch, 2048) :
 			 clamp_u32(65536 / c->size, 2 * c->batch, 512);
 	}
-	_span_bin_tp0 = span_bin_tp(0);
+	_span_bin_tp0 = span_bin_tp_first();
 	/* Index i holds sizes (16 i, 16 (i + 1)]: their class fits 16 (i + 1). */
 	for (size = 16; size <= SPAN_SMALL_MAX; size += 16) {
 		while (_span_classes[cls].size < size)

@@ -96,7 +96,8 @@ struct span *_span_span_new(size_t pages, unsigned int cls, bool *reclaim)
 	if (!s)
 		return NULL;
 	s->cls = cls;
-	s->bin = span_bin_tp(cls);
+	s->bin = span_free_bin_tp(cls);
+	s->owner = NULL;
 	s->pages = pages;
 	s->bump = s->base;
 	s->free = NULL;
