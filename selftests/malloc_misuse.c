@@ -237,6 +237,38 @@ TEST(double_free_not_consecutive)
 	}
 }
 
+static void *free_in_thread(void *p)
+{
+	span_free(p);
+	return NULL;
+}
+
+/*
+ * A 16-byte object freed by another thread waits in its owner's inbox
+ * (remote.c); the owner frees it again.
+ */
+static void do_double_free_remote(void *p)
+{
+	pthread_t t;
+
+	if (pthread_create(&t, NULL, free_in_thread, p) ||
+	    pthread_join(t, NULL))
+		_exit(3);
+	span_free(p);
+	_exit(2);
+}
+
+TEST(double_free_remote)
+{
+	void *p;
+
+	span_free(span_malloc(16));	/* this thread's inbox */
+	p = span_malloc(16);
+	ASSERT_NE(NULL, p);
+	expect_abort(_metadata, do_double_free_remote, p, "free",
+		     (uintptr_t)p);
+}
+
 static void *drained;
 
 /* The first free went back to central with a batch: still caught at once. */

@@ -11,8 +11,10 @@
  *        |   small                               | large (> SMALL_MAX)
  *        v                                       v
  *     cache.c     thread cache, no lock        large.c
- *        |                                       |
- *        v                                       |
+ *        |  \                                    |
+ *        |   remote.c  owned classes: staging    |
+ *        |   bins sorted, inboxes                |
+ *        v  /                                    |
  *     central.c --> transfer.c                   |
  *        |   class locks; transfer locks         |
  *        v                                       v
@@ -29,8 +31,10 @@
  *                  glibc.c                init central
  *                  pages.c                init prim
  *                  stats.c                central large region prim
- *   start-up       init.c      [init]     stats cache central large prim
- *   thread cache   cache.c                central large
+ *   start-up       init.c      [init]     stats cache remote central large
+ *                                         prim
+ *   thread cache   cache.c                remote central large
+ *                  remote.c    [remote]   central
  *   central tier   central.c   [class]    transfer span pageheap prim
  *                  transfer.c  [transfer]
  *   spans          span.c                 pageheap prim
@@ -63,6 +67,10 @@
  *            mappings (record.c), never next to user data.
  *   page map address -> record, two-level radix table (pagemap.c).
  *   bin      one size class of a thread cache: a free list and its count.
+ *   staging bin  where free() puts objects of an owned class (8, 16 B),
+ *            sorted by span owner in the slow path (remote.c).
+ *   inbox    a thread's lock-free lists of objects of its spans that other
+ *            threads freed (remote.c).
  *   central  one size class shared by all threads: spans with free objects,
  *            empty spans waiting to decay (central.c).
  *   transfer one size class's whole batches on their way from a draining
@@ -83,8 +91,8 @@
  *     (struct span_tcache.large); that thread alone writes its state and
  *     zero flag, without a lock (relaxed atomics for the state, which the
  *     page heap reads: to it the span is in use, never a run).
- *   - An object is in exactly one place: handed out, in one bin, in a
- *     transfer cache's batch, in its span's free list, or in the span's
+ *   - An object is in exactly one place: handed out, in one bin (or
+ *     staging bin, or inbox), in a transfer cache's batch, in its span's free list, or in the span's
  *     never-used tail (>= span->bump).
  *   - span->nfree counts the free-list and tail objects; nfree == nobjs
  *     means empty, nfree == 0 means full (on no central list).
@@ -97,6 +105,11 @@
  *   - Bins and their objects are touched only by the owning thread;
  *     everything in central is under that class's lock, a transfer cache
  *     under its own.
+ *   - Owned classes (remote.c): free() pushes on the staging bin
+ *     (span->bin), malloc() pops the class's bin; an object of theirs may
+ *     also wait in a thread's inbox, word 1 still its span's address.
+ *     span->owner is a preference (the last thread to refill from the
+ *     span), never needed for correctness.
  */
 #ifndef SPANALLOC_INTERNAL_H
 #define SPANALLOC_INTERNAL_H

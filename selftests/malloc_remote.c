@@ -1,0 +1,297 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * malloc_remote: objects of the owned classes (8 and 16 bytes) that one
+ * thread frees and another allocated (userlib/remote.c). Such an object
+ * never goes back out from the freeing thread's bin: it reaches its
+ * span's owner through the owner's inbox, or central when the owner is
+ * gone (thread exit, or a thread a fork child does not have); a new
+ * thread adopts a closed inbox; a thread keeps its own objects.
+ * Checked through the library's internal interfaces.
+ */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "kselftest_harness.h"
+
+#undef TEST_TIMEOUT_DEFAULT
+#define TEST_TIMEOUT_DEFAULT 300
+
+#define SIZE	16	/* an owned class */
+#define MANY	4096	/* more than a bin of the class holds */
+
+static unsigned int cls;
+
+static void init(void)
+{
+	span_free(span_malloc(1));
+	cls = span_class_of(SIZE);
+}
+
+static struct span *span_of(void *p)
+{
+	return span_pagemap_get((uintptr_t)p);
+}
+
+/* Allocate up to MANY objects into @v until @p comes out; its index or -1. */
+static int malloc_until(void **v, void *p)
+{
+	int i;
+
+	for (i = 0; i < MANY; i++) {
+		v[i] = span_malloc(SIZE);
+		if (v[i] == p) {
+			v[i + 1] = NULL;
+			return i;
+		}
+	}
+	v[i - 1] = NULL;
+	return -1;
+}
+
+static void free_all(void **v)
+{
+	int i;
+
+	for (i = 0; i < MANY && v[i]; i++)
+		span_free(v[i]);
+}
+
+/* Objects the thread a test starts sees and does. */
+struct remote_job {
+	void *obj;		/* in: another thread's object to free */
+	struct span_inbox *inbox;	/* out: this thread's inbox */
+	int handed_out;		/* out: obj came out of this thread's malloc */
+	int in_owner_inbox;	/* out: obj waits in @owner's inbox */
+	struct span_inbox *owner;	/* in */
+	pthread_barrier_t *hold;	/* in: wait here before exiting */
+	void *own;		/* out: an object of this thread */
+};
+
+static void *freer(void *arg)
+{
+	struct remote_job *j = arg;
+	void **v = calloc(MANY + 1, sizeof(*v));
+	int i;
+
+	j->inbox = _span_tc.inbox;
+	span_free(j->obj);
+	for (i = 0; i < MANY; i++)
+		v[i] = span_malloc(SIZE);
+	for (i = 0; i < MANY; i++)
+		j->handed_out |= v[i] == j->obj;
+	if (j->owner)
+		j->in_owner_inbox = _span_inbox_has(j->owner, cls, j->obj);
+	for (i = 0; i < MANY; i++)
+		span_free(v[i]);
+	free(v);
+	if (j->hold)
+		pthread_barrier_wait(j->hold);
+	return NULL;
+}
+
+/*
+ * Passive false sharing: another thread frees our object; its malloc()
+ * never hands that object out, and it comes back to us.
+ */
+TEST(foreign_free_goes_home)
+{
+	struct remote_job j = { 0 };
+	void **v = calloc(MANY + 1, sizeof(*v));
+	pthread_t t;
+
+	init();
+	j.obj = span_malloc(SIZE);
+	j.owner = _span_tc.inbox;
+	ASSERT_NE(NULL, j.owner);
+	ASSERT_EQ(j.owner, span_of(j.obj)->owner);
+	ASSERT_EQ(0, pthread_create(&t, NULL, freer, &j));
+	ASSERT_EQ(0, pthread_join(t, NULL));
+	EXPECT_FALSE(j.handed_out) TH_LOG("the freeing thread reused it");
+	EXPECT_TRUE(j.in_owner_inbox) TH_LOG("not sent to its owner");
+	/* Still ours: our bin runs empty, the inbox refills it. */
+	EXPECT_LE(0, malloc_until(v, j.obj)) TH_LOG("never came back");
+	free_all(v);
+	free(v);
+}
+
+static void *own_churn(void *arg)
+{
+	void **v = calloc(MANY + 1, sizeof(*v));
+	void *p = span_malloc(SIZE);
+	int *found = arg;
+
+	span_free(p);
+	/* Sorted with another thread alive: ours stays ours. */
+	*found = malloc_until(v, p) >= 0 &&
+		 !_span_inbox_has(_span_tc.inbox, cls, p);
+	free_all(v);
+	free(v);
+	return NULL;
+}
+
+/* A thread's own frees stay with it while other threads run. */
+TEST(own_free_stays)
+{
+	pthread_t t;
+	int found = 0;
+
+	init();
+	ASSERT_EQ(0, pthread_create(&t, NULL, own_churn, &found));
+	ASSERT_EQ(0, pthread_join(t, NULL));
+	EXPECT_TRUE(found);
+}
+
+static void *alloc_and_exit(void *arg)
+{
+	struct remote_job *j = arg;
+
+	j->own = span_malloc(SIZE);
+	j->inbox = _span_tc.inbox;
+	return NULL;
+}
+
+static void *wait_on(void *arg)
+{
+	span_free(span_malloc(SIZE));	/* an inbox of its own */
+	pthread_barrier_wait(arg);	/* has it */
+	pthread_barrier_wait(arg);	/* the test is done */
+	return NULL;
+}
+
+/* More of our own objects than a bin's cap holds. */
+static void **alloc_many(void)
+{
+	void **v = calloc(MANY, sizeof(*v));
+	int i;
+
+	for (i = 0; i < MANY; i++)
+		v[i] = span_malloc(SIZE);
+	return v;
+}
+
+/*
+ * Free @p so that the staging bin is sorted at once: @p, then @v (from
+ * alloc_many()), which overflow it. @v was allocated before @p's owner
+ * allocated @p: a refill of ours from @p's span would make it ours, and
+ * a refill after the sort could take @p back from central.
+ */
+static void free_and_sort(void *p, void **v)
+{
+	int i;
+
+	span_free(p);
+	for (i = 0; i < MANY; i++)
+		span_free(v[i]);
+	free(v);
+}
+
+/*
+ * The owner exited: a free of its object goes to central (its inbox is
+ * closed), and the next new thread reopens that inbox.
+ */
+TEST(exited_owner)
+{
+	struct remote_job j = { 0 }, k = { 0 };
+	pthread_barrier_t hold;
+	void **v;
+	pthread_t t, other;
+
+	init();
+	ASSERT_EQ(0, pthread_barrier_init(&hold, NULL, 2));
+	/* A third thread alive, so that this one sorts. */
+	ASSERT_EQ(0, pthread_create(&other, NULL, wait_on, &hold));
+	pthread_barrier_wait(&hold);	/* before the inbox below closes */
+	v = alloc_many();
+	ASSERT_EQ(0, pthread_create(&t, NULL, alloc_and_exit, &j));
+	ASSERT_EQ(0, pthread_join(t, NULL));
+	ASSERT_EQ(j.inbox, span_of(j.own)->owner);
+	EXPECT_FALSE(j.inbox->open);
+	free_and_sort(j.own, v);
+	EXPECT_TRUE(_span_central_has_free(span_of(j.own), (uintptr_t)j.own))
+		TH_LOG("the exited owner's object is not in central");
+	/* Adopted: a new thread takes the closed inbox. */
+	ASSERT_EQ(0, pthread_create(&t, NULL, alloc_and_exit, &k));
+	ASSERT_EQ(0, pthread_join(t, NULL));
+	EXPECT_EQ(j.inbox, k.inbox);
+	span_free(k.own);
+	pthread_barrier_wait(&hold);
+	ASSERT_EQ(0, pthread_join(other, NULL));
+	pthread_barrier_destroy(&hold);
+}
+
+static void *alloc_and_hold(void *arg)
+{
+	struct remote_job *j = arg;
+
+	j->own = span_malloc(SIZE);
+	j->inbox = _span_tc.inbox;
+	pthread_barrier_wait(j->hold);	/* allocated */
+	pthread_barrier_wait(j->hold);	/* the test is done */
+	return NULL;
+}
+
+/*
+ * fork(): the child has no thread for a live thread's inbox; it is closed
+ * there, and what waited in it goes to central.
+ */
+TEST(fork_closes_other_inboxes)
+{
+	struct remote_job j = { 0 };
+	pthread_barrier_t hold;
+	void **v;
+	int status;
+	pthread_t t;
+	pid_t pid;
+
+	init();
+	ASSERT_EQ(0, pthread_barrier_init(&hold, NULL, 2));
+	j.hold = &hold;
+	v = alloc_many();
+	ASSERT_EQ(0, pthread_create(&t, NULL, alloc_and_hold, &j));
+	pthread_barrier_wait(&hold);
+	free_and_sort(j.own, v);
+	ASSERT_TRUE(_span_inbox_has(j.inbox, cls, j.own));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		_exit(!j.inbox->open && _span_tc.inbox->open &&
+		      !_span_inbox_has(j.inbox, cls, j.own) &&
+		      _span_central_has_free(span_of(j.own),
+					     (uintptr_t)j.own) ? 0 : 1);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		TH_LOG("child: inbox still open, or its object lost");
+	/* The parent's thread still has it. */
+	EXPECT_TRUE(j.inbox->open);
+	EXPECT_TRUE(_span_inbox_has(j.inbox, cls, j.own));
+	pthread_barrier_wait(&hold);
+	ASSERT_EQ(0, pthread_join(t, NULL));
+	pthread_barrier_destroy(&hold);
+}
+
+/*
+ * With one thread the staging bin is a plain bin: no sort, and objects
+ * come back in the order of a bin (the last freed first, once the bin ran
+ * empty).
+ */
+TEST(alone_no_sort)
+{
+	void **v = calloc(MANY + 1, sizeof(*v));
+	void *p;
+
+	init();
+	ASSERT_TRUE(_span_remote_alone(_span_tc.inbox));
+	p = span_malloc(SIZE);
+	span_free(p);
+	EXPECT_LE(0, malloc_until(v, p));
+	free_all(v);
+	free(v);
+}
+
+TEST_HARNESS_MAIN
