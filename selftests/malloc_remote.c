@@ -5,7 +5,8 @@
  * never goes back out from the freeing thread's bin: it reaches its
  * span's owner through the owner's inbox, or central when the owner is
  * gone (thread exit, or a thread a fork child does not have); a new
- * thread adopts a closed inbox; a thread keeps its own objects.
+ * thread adopts a closed inbox; malloc_trim() empties idle owners'
+ * inboxes; a thread keeps its own objects.
  * Checked through the library's internal interfaces.
  */
 #define _GNU_SOURCE
@@ -270,6 +271,31 @@ TEST(fork_closes_other_inboxes)
 	/* The parent's thread still has it. */
 	EXPECT_TRUE(j.inbox->open);
 	EXPECT_TRUE(_span_inbox_has(j.inbox, cls, j.own));
+	pthread_barrier_wait(&hold);
+	ASSERT_EQ(0, pthread_join(t, NULL));
+	pthread_barrier_destroy(&hold);
+}
+
+/* malloc_trim() empties the inbox of an owner that does not allocate. */
+TEST(trim_empties_idle_inbox)
+{
+	struct remote_job j = { 0 };
+	pthread_barrier_t hold;
+	pthread_t t;
+	void **v;
+
+	init();
+	ASSERT_EQ(0, pthread_barrier_init(&hold, NULL, 2));
+	j.hold = &hold;
+	v = alloc_many();
+	ASSERT_EQ(0, pthread_create(&t, NULL, alloc_and_hold, &j));
+	pthread_barrier_wait(&hold);
+	free_and_sort(j.own, v);
+	ASSERT_TRUE(_span_inbox_has(j.inbox, cls, j.own));
+	span_trim();
+	EXPECT_FALSE(_span_inbox_has(j.inbox, cls, j.own));
+	EXPECT_TRUE(_span_central_has_free(span_of(j.own), (uintptr_t)j.own));
+	EXPECT_TRUE(j.inbox->open);
 	pthread_barrier_wait(&hold);
 	ASSERT_EQ(0, pthread_join(t, NULL));
 	pthread_barrier_destroy(&hold);

@@ -465,4 +465,5 @@ void _span_cache_flush(void)
 	tc->flush_gen = span_add_relaxed(&flush_gen.n, 1);
 	if (tc->state != SPAN_TC_UNINIT)
 		cache_flush(tc);
+	_span_remote_flush_all();	/* idle owners' too */
 }

@@ -577,6 +577,8 @@ void _span_remote_sort(unsigned int cls, void *head, uint32_t n,
  * bin serves as a plain bin (no sort). A hint, read without a lock.
  */
 bool _span_remote_alone(const struct span_inbox *me);
+/* Every open inbox's objects to central (malloc_trim(), the reclaim). */
+void _span_remote_flush_all(void);
 void _span_remote_lock(void);
 void _span_remote_unlock(void);
 /* In a fork child: the inboxes of threads that it does not have close. */

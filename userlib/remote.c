@@ -30,10 +30,15 @@
  * still name it. In a fork child the inboxes of the threads that did not
  * come along are closed the same way.
  *
+ * An owner that stops allocating a class leaves what others send it in its
+ * inbox; malloc_trim() and the reclaim before ENOMEM empty every open
+ * inbox into central (_span_remote_flush_all()).
+ *
  * Lock: remote_lock guards the list of inboxes and their open flags; it
  * is taken before central's locks (init.c's fork handler) and its holder
  * calls only the records below. Inbox lists are lock-free stacks that
- * others only push on and the owner only takes whole (no ABA).
+ * others only push on and that are only taken whole (the owner's refill,
+ * a close, a flush): no ABA.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -67,7 +72,8 @@ struct span_inbox *_span_inbox_open(void)
 		ib = _span_meta_alloc(sizeof(*ib));
 		if (ib) {
 			ib->next = inboxes;
-			inboxes = ib;
+			/* _span_remote_flush_all() walks without the lock. */
+			span_store_release(&inboxes, ib);
 		}
 	}
 	if (ib) {
@@ -257,6 +263,32 @@ void _span_remote_sort(unsigned int cls, void *head, uint32_t n,
 	own->count = own_count;
 	for (i = 0; i < SORT_RUNS; i++)
 		run_send(cls, &runs[i]);
+}
+
+/* Take @slot's list unless it is closed (then NULL): anyone may. */
+static void *take_open(void **slot)
+{
+	void *old = span_load_relaxed(slot);
+
+	while (old && old != INBOX_CLOSED &&
+	       !__atomic_compare_exchange_n(slot, &old, NULL, true,
+					    __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+		;
+	return old == INBOX_CLOSED ? NULL : old;
+}
+
+/*
+ * Without the lock (its holder calls no layer but the records): the list
+ * only grows at its head, and a closed inbox's lists are left as they are.
+ */
+void _span_remote_flush_all(void)
+{
+	struct span_inbox *ib;
+	unsigned int k;
+
+	for (ib = span_load_acquire(&inboxes); ib; ib = ib->next)
+		for (k = 0; k < SPAN_OWNED_CLASSES; k++)
+			chain_to_central(k + 1, take_open(&ib->head[k]));
 }
 
 void _span_remote_lock(void)
