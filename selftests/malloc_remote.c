@@ -6,7 +6,8 @@
  * span's owner through the owner's inbox, or central when the owner is
  * gone (thread exit, or a thread a fork child does not have); a new
  * thread adopts a closed inbox; malloc_trim() empties idle owners'
- * inboxes; a thread keeps its own objects.
+ * inboxes; a thread keeps its own objects; sorts that find nothing to
+ * send back off.
  * Checked through the library's internal interfaces.
  */
 #define _GNU_SOURCE
@@ -177,7 +178,8 @@ static void **alloc_many(void)
 
 /*
  * Free @p so that the staging bin is sorted at once: @p, then @v (from
- * alloc_many()), which overflow it. @v was allocated before @p's owner
+ * alloc_many()), which overflow it; the back-off of sorts that found only
+ * our objects is cleared first. @v was allocated before @p's owner
  * allocated @p: a refill of ours from @p's span would make it ours, and
  * a refill after the sort could take @p back from central.
  */
@@ -185,6 +187,7 @@ static void free_and_sort(void *p, void **v)
 {
 	int i;
 
+	_span_tc.sort_skip[cls - 1] = 0;	/* no back-off (cache.c) */
 	span_free(p);
 	for (i = 0; i < MANY; i++)
 		span_free(v[i]);
@@ -299,6 +302,52 @@ TEST(trim_empties_idle_inbox)
 	pthread_barrier_wait(&hold);
 	ASSERT_EQ(0, pthread_join(t, NULL));
 	pthread_barrier_destroy(&hold);
+}
+
+/*
+ * Sorts that find only this thread's objects back off (skip up to
+ * SPAN_SORT_QUIET_MAX staging overflows and restocks); one that finds
+ * another thread's object ends the back-off.
+ */
+TEST(sort_backs_off)
+{
+	struct remote_job j = { 0 };
+	pthread_barrier_t hold, other_hold;
+	pthread_t t, other;
+	void **v;
+	int round;
+
+	init();
+	ASSERT_EQ(0, pthread_barrier_init(&hold, NULL, 2));
+	ASSERT_EQ(0, pthread_barrier_init(&other_hold, NULL, 2));
+	ASSERT_EQ(0, pthread_create(&other, NULL, wait_on, &other_hold));
+	pthread_barrier_wait(&other_hold);
+	ASSERT_FALSE(_span_remote_alone(_span_tc.inbox));
+	/* Only our objects: each sort finds nothing to send. */
+	for (round = 0; round < 1000 &&
+	     _span_tc.sort_quiet[cls - 1] < SPAN_SORT_QUIET_MAX; round++) {
+		void **w = alloc_many();
+		int i;
+
+		for (i = 0; i < MANY; i++)
+			span_free(w[i]);
+		free(w);
+	}
+	EXPECT_EQ(SPAN_SORT_QUIET_MAX, _span_tc.sort_quiet[cls - 1]);
+	/* Another thread's object (its span not refilled from by us since). */
+	v = alloc_many();
+	j.hold = &hold;
+	ASSERT_EQ(0, pthread_create(&t, NULL, alloc_and_hold, &j));
+	pthread_barrier_wait(&hold);
+	free_and_sort(j.own, v);
+	EXPECT_EQ(0, _span_tc.sort_quiet[cls - 1]);
+	EXPECT_TRUE(_span_inbox_has(j.inbox, cls, j.own));
+	pthread_barrier_wait(&hold);
+	ASSERT_EQ(0, pthread_join(t, NULL));
+	pthread_barrier_wait(&other_hold);
+	ASSERT_EQ(0, pthread_join(other, NULL));
+	pthread_barrier_destroy(&hold);
+	pthread_barrier_destroy(&other_hold);
 }
 
 /*

@@ -316,8 +316,13 @@ static void staged_sort(struct span_tcache *tc, unsigned int cls,
 	uint32_t n = staged->count;
 	void *head = staged->head;
 
-	if (_span_remote_alone(tc->inbox)) {
-		/* No other thread to sort for: a plain bin's overflow. */
+	if (_span_remote_alone(tc->inbox) || tc->sort_skip[cls - 1]) {
+		/*
+		 * No other thread to sort for, or none of this thread's
+		 * last sorts found another's object: a plain bin's overflow.
+		 */
+		if (tc->sort_skip[cls - 1])
+			tc->sort_skip[cls - 1]--;
 		if (n > (uint32_t)tc->max[cls])
 			bin_drain(cls, staged,
 				  overflow_count(staged, tc->max[cls],
@@ -334,6 +339,15 @@ static void staged_sort(struct span_tcache *tc, unsigned int cls,
 	_span_remote_sort(cls, head, n, tc->inbox, &own);
 	if (own.count)
 		bin_add(cls, bin, own.head, own.tail, own.count);
+	/* Back off while sorts find only this thread's objects. */
+	if (own.count < n) {
+		tc->sort_quiet[cls - 1] = 0;
+	} else {
+		tc->sort_quiet[cls - 1] = tc->sort_quiet[cls - 1] * 2 + 1;
+		if (tc->sort_quiet[cls - 1] > SPAN_SORT_QUIET_MAX)
+			tc->sort_quiet[cls - 1] = SPAN_SORT_QUIET_MAX;
+	}
+	tc->sort_skip[cls - 1] = tc->sort_quiet[cls - 1];
 }
 
 /*

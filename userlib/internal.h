@@ -285,6 +285,9 @@ struct span_bin {
 #define SPAN_OWNED_CLASSES	2
 #endif
 
+/* Most sorts a thread skips after ones that found only its own objects. */
+#define SPAN_SORT_QUIET_MAX	63
+
 static inline bool span_class_owned(unsigned int cls)
 {
 	return cls - 1 < SPAN_OWNED_CLASSES;
@@ -328,6 +331,14 @@ struct span_tcache {
 	/* free()'s bins for the owned classes 1 ... SPAN_OWNED_CLASSES */
 	struct span_bin staged[SPAN_OWNED_CLASSES];
 	struct span_inbox *inbox;	/* NULL: none (then every span is own) */
+	/*
+	 * Per owned class: sorts to skip (the staging bin then serves as a
+	 * plain bin), and how many the last sort that found only this
+	 * thread's objects set: 1, 3, 7 ... SPAN_SORT_QUIET_MAX, 0 again
+	 * when a sort finds another thread's object (cache.c).
+	 */
+	uint8_t sort_skip[SPAN_OWNED_CLASSES];
+	uint8_t sort_quiet[SPAN_OWNED_CLASSES];
 	int32_t max[SPAN_NUM_CLASSES];	/* count above this drains */
 	uint32_t state;
 	uint32_t steal_next;	/* the class a grow takes from next */
