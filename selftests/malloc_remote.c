@@ -314,8 +314,8 @@ TEST(sort_backs_off)
 	struct remote_job j = { 0 };
 	pthread_barrier_t hold, other_hold;
 	pthread_t t, other;
+	int round, i, n;
 	void **v;
-	int round;
 
 	init();
 	ASSERT_EQ(0, pthread_barrier_init(&hold, NULL, 2));
@@ -327,7 +327,6 @@ TEST(sort_backs_off)
 	for (round = 0; round < 1000 &&
 	     _span_tc.sort_quiet[cls - 1] < SPAN_SORT_QUIET_MAX; round++) {
 		void **w = alloc_many();
-		int i;
 
 		for (i = 0; i < MANY; i++)
 			span_free(w[i]);
@@ -339,9 +338,19 @@ TEST(sort_backs_off)
 	j.hold = &hold;
 	ASSERT_EQ(0, pthread_create(&t, NULL, alloc_and_hold, &j));
 	pthread_barrier_wait(&hold);
-	free_and_sort(j.own, v);
+	/* The object, then just enough of ours to overflow once: one sort. */
+	_span_tc.sort_skip[cls - 1] = 0;
+	span_free(j.own);
+	n = _span_tc.staged[cls - 1].room + 1;
+	ASSERT_LT(n, MANY);
+	for (i = 0; i < n; i++)
+		span_free(v[i]);
 	EXPECT_EQ(0, _span_tc.sort_quiet[cls - 1]);
+	EXPECT_EQ(0, _span_tc.staged[cls - 1].count);
 	EXPECT_TRUE(_span_inbox_has(j.inbox, cls, j.own));
+	for (; i < MANY; i++)
+		span_free(v[i]);
+	free(v);
 	pthread_barrier_wait(&hold);
 	ASSERT_EQ(0, pthread_join(t, NULL));
 	pthread_barrier_wait(&other_hold);

@@ -54,8 +54,10 @@ void span_free_sized(void *p, size_t size);
 void span_free_aligned_sized(void *p, size_t align, size_t size);
 
 /*
- * Give back what can be given back now: the calling thread's cache, empty
- * small spans and cached large spans, without waiting for their decay.
+ * Give back what can be given back now: the calling thread's cache, the 8
+ * and 16 byte objects other threads freed for any thread (its inbox),
+ * empty small spans and cached large spans, without waiting for their
+ * decay.
  * Every other thread gives back its cache at its next slow path (a refill,
  * a drain, a large malloc or free).
  */
