@@ -159,8 +159,8 @@ SPAN_EXPORT int malloc_info(int options, FILE *fp)
 
 /*
  * Give back what can go now (span_trim(): this thread's cache, the other
- * threads' at their next slow path, empty small spans, stashes, free large
- * runs). @pad is ignored: nothing is kept at a
+ * threads' at their next slow path, every thread's inbox, empty small
+ * spans, stashes, free large runs). @pad is ignored: nothing is kept at a
  * heap top. Returns 1 if memory went back to the system, as glibc.
  */
 SPAN_EXPORT int malloc_trim(size_t pad)
