@@ -228,6 +228,20 @@ TEST(exited_owner)
 	pthread_barrier_destroy(&hold);
 }
 
+static pthread_barrier_t hold_both;
+
+/* Allocates (an inbox), then waits while the test looks, then exits. */
+static void *alloc_and_report(void *arg)
+{
+	struct remote_job *j = arg;
+
+	j->own = span_malloc(SIZE);
+	pthread_barrier_wait(&hold_both);
+	pthread_barrier_wait(&hold_both);
+	span_free(j->own);
+	return NULL;
+}
+
 static void *alloc_and_hold(void *arg)
 {
 	struct remote_job *j = arg;
@@ -322,7 +336,7 @@ TEST(sort_backs_off)
 	ASSERT_EQ(0, pthread_barrier_init(&other_hold, NULL, 2));
 	ASSERT_EQ(0, pthread_create(&other, NULL, wait_on, &other_hold));
 	pthread_barrier_wait(&other_hold);
-	ASSERT_FALSE(_span_remote_alone(_span_tc.inbox));
+	ASSERT_FALSE(_span_remote_alone());
 	/* Only our objects: each sort finds nothing to send. */
 	for (round = 0; round < 1000 &&
 	     _span_tc.sort_quiet[cls - 1] < SPAN_SORT_QUIET_MAX; round++) {
@@ -359,23 +373,49 @@ TEST(sort_backs_off)
 	pthread_barrier_destroy(&other_hold);
 }
 
-/*
- * With one thread the staging bin is a plain bin: no sort, and objects
- * come back in the order of a bin (the last freed first, once the bin ran
- * empty).
- */
-TEST(alone_no_sort)
+/* Which bin the size table names for SIZE: 1 the staging bin, 0 the bin. */
+static int table_names_staging(void)
 {
-	void **v = calloc(MANY + 1, sizeof(*v));
-	void *p;
+	int32_t e = _span_bin_of[span_class_index(SIZE)];
+
+	return e == span_free_bin_tp(cls) ? 1 : e == span_bin_tp(cls) ? 0 : -1;
+}
+
+/*
+ * With one thread the size table names the staging bin, so malloc() pops
+ * what free() pushed (a plain bin, no sort: the last freed comes out
+ * first); a second thread with an inbox switches it to the bin, and its
+ * exit switches it back.
+ */
+TEST(alone_plain_bin)
+{
+	struct remote_job j = { 0 };
+	void *p, *q;
+	pthread_t t;
 
 	init();
-	ASSERT_TRUE(_span_remote_alone(_span_tc.inbox));
+	ASSERT_TRUE(_span_remote_alone());
+	EXPECT_EQ(1, table_names_staging());
 	p = span_malloc(SIZE);
 	span_free(p);
-	EXPECT_LE(0, malloc_until(v, p));
-	free_all(v);
-	free(v);
+	q = span_malloc(SIZE);
+	EXPECT_EQ(p, q);
+	span_free(q);
+	j.hold = NULL;
+	ASSERT_EQ(0, pthread_barrier_init(&hold_both, NULL, 2));
+	ASSERT_EQ(0, pthread_create(&t, NULL, alloc_and_report, &j));
+	pthread_barrier_wait(&hold_both);
+	EXPECT_FALSE(_span_remote_alone());
+	EXPECT_EQ(0, table_names_staging());
+	pthread_barrier_wait(&hold_both);
+	ASSERT_EQ(0, pthread_join(t, NULL));
+	EXPECT_TRUE(_span_remote_alone());
+	EXPECT_EQ(1, table_names_staging());
+	/* What was sorted into the bin meanwhile is still found. */
+	p = span_malloc(SIZE);
+	ASSERT_NE(NULL, p);
+	span_free(p);
+	pthread_barrier_destroy(&hold_both);
 }
 
 TEST_HARNESS_MAIN

@@ -291,17 +291,17 @@ static void bin_add(unsigned int cls, struct span_bin SPAN_BIN_SEG *bin,
 		bin_set_room(bin, max);
 }
 
-/* Move staging bin @staged whole to the empty bin @bin of @cls. */
-static void staged_take_all(struct span_tcache *tc, unsigned int cls,
-			    struct span_bin SPAN_BIN_SEG *bin,
-			    struct span_bin SPAN_BIN_SEG *staged)
+/* Move bin @from of @cls whole to @to, which is empty. */
+static void bin_move_all(struct span_tcache *tc, unsigned int cls,
+			 struct span_bin SPAN_BIN_SEG *to,
+			 struct span_bin SPAN_BIN_SEG *from)
 {
-	bin->head = staged->head;
-	bin->count = staged->count;
-	bin_set_room(bin, tc->max[cls]);
-	staged->head = NULL;
-	staged->count = 0;
-	bin_set_room(staged, tc->max[cls]);
+	to->head = from->head;
+	to->count = from->count;
+	bin_set_room(to, tc->max[cls]);
+	from->head = NULL;
+	from->count = 0;
+	bin_set_room(from, tc->max[cls]);
 }
 
 /*
@@ -316,19 +316,21 @@ static void staged_sort(struct span_tcache *tc, unsigned int cls,
 	uint32_t n = staged->count;
 	void *head = staged->head;
 
-	if (_span_remote_alone(tc->inbox) || tc->sort_skip[cls - 1]) {
+	if (_span_remote_alone() || tc->sort_skip[cls - 1]) {
 		/*
-		 * No other thread to sort for, or none of this thread's
-		 * last sorts found another's object: a plain bin's overflow.
+		 * No other thread to sort for (malloc() pops the staging bin:
+		 * the size table names it), or none of this thread's last
+		 * sorts found another's object: a plain bin's overflow.
 		 */
-		if (tc->sort_skip[cls - 1])
-			tc->sort_skip[cls - 1]--;
 		if (n > (uint32_t)tc->max[cls])
 			bin_drain(cls, staged,
 				  overflow_count(staged, tc->max[cls],
 						 _span_classes[cls].batch));
+		if (_span_remote_alone())
+			return;
+		tc->sort_skip[cls - 1]--;
 		if (!bin->count)
-			staged_take_all(tc, cls, bin, staged);
+			bin_move_all(tc, cls, bin, staged);
 		return;
 	}
 	staged->head = NULL;
@@ -351,17 +353,37 @@ static void staged_sort(struct span_tcache *tc, unsigned int cls,
 }
 
 /*
- * Owned class @cls's bin ran empty: restock it from the staging bin, else
- * from the inbox. True when it holds an object (taken, for the caller to
+ * The bin malloc() pops for owned class @cls: the one the size table
+ * names (the staging bin while one thread runs). Class 1 (8 bytes) has no
+ * entry of its own: its bin.
+ */
+static struct span_bin SPAN_BIN_SEG *owned_malloc_bin(unsigned int cls)
+{
+	int32_t e = span_load_relaxed(&_span_bin_of[span_class_index(
+						_span_classes[cls].size)]);
+
+	return e == span_free_bin_tp(cls) ? staged_of(cls) : bin_of(cls);
+}
+
+/*
+ * Owned class @cls's bin @bin (owned_malloc_bin()) ran empty: restock it
+ * from the other bin of the class (sorted, when @bin is not the staging
+ * bin), else from the inbox. True when it holds an object (taken, for the caller to
  * pop).
  */
 static bool owned_restock(struct span_tcache *tc, unsigned int cls,
 			  struct span_bin SPAN_BIN_SEG *bin)
 {
+	struct span_bin SPAN_BIN_SEG *own = bin_of(cls);
 	void *head, *tail;
 	uint32_t n;
 
-	staged_sort(tc, cls, bin);
+	if (bin != own) {	/* malloc() pops the staging bin */
+		if (own->count)	/* left from when others ran */
+			bin_move_all(tc, cls, bin, own);
+	} else {
+		staged_sort(tc, cls, bin);
+	}
 	if (!bin->count && tc->inbox &&
 	    (n = _span_inbox_take(tc->inbox, cls, &head, &tail)))
 		bin_add(cls, bin, head, tail, n);
@@ -381,6 +403,10 @@ SPAN_NOINLINE void *_span_alloc_class_slow(unsigned int cls)
 	uint32_t n;
 
 	span_bin_settle(bin);	/* the fast path's -1 */
+	if (span_class_owned(cls)) {	/* either bin may have taken it */
+		bin = owned_malloc_bin(cls);
+		span_bin_settle(bin);
+	}
 	if (!cache_ready(tc)) {
 		if (!refill(cls, 1, &chain)) {
 			errno = ENOMEM;

@@ -391,11 +391,18 @@ static inline size_t span_class_index(size_t size)
  */
 extern int32_t _span_bin_tp0;
 
-/* The size class malloc(@size) takes, @size <= SPAN_SMALL_MAX, after init. */
+/*
+ * The size class malloc(@size) takes, @size <= SPAN_SMALL_MAX, after init.
+ * An owned class's entry names its bin, or its staging bin while one
+ * thread runs (remote.c), which follows the bins in struct span_tcache.
+ */
 static inline unsigned int span_class_of(size_t size)
 {
-	return (unsigned int)((_span_bin_of[span_class_index(size)] -
-			       _span_bin_tp0) / (int32_t)sizeof(struct span_bin));
+	unsigned int i = (unsigned int)((_span_bin_of[span_class_index(size)] -
+					 _span_bin_tp0) /
+					(int32_t)sizeof(struct span_bin));
+
+	return i < SPAN_NUM_CLASSES ? i : i - SPAN_NUM_CLASSES + 1;
 }
 
 /* ---------------------------------------------------------------------
@@ -583,11 +590,14 @@ struct span_sorted {
 void _span_remote_sort(unsigned int cls, void *head, uint32_t n,
 		       struct span_inbox *me, struct span_sorted *own);
 /*
- * No thread but the one of inbox @me (NULL: none) has an open inbox: no
- * object it frees can be nearer another running thread's, so its staging
- * bin serves as a plain bin (no sort). A hint, read without a lock.
+ * At most one thread has an open inbox: no object a thread frees belongs
+ * nearer another running thread, so the staging bins serve as plain bins
+ * (no sort) and the size table names them, so that malloc() pops them
+ * (remote.c). A hint, read without a lock.
  */
-bool _span_remote_alone(const struct span_inbox *me);
+bool _span_remote_alone(void);
+/* Set the size table's entries of the owned classes for @alone. */
+void _span_remote_table(bool alone);
 /* Every open inbox's objects to central (malloc_trim(), the reclaim). */
 void _span_remote_flush_all(void);
 void _span_remote_lock(void);

@@ -55,9 +55,37 @@ static struct {
 	_Alignas(64) uint32_t n;
 } open_inboxes;
 
-bool _span_remote_alone(const struct span_inbox *me)
+bool _span_remote_alone(void)
 {
-	return span_load_relaxed(&open_inboxes.n) == (me ? 1U : 0U);
+	return span_load_relaxed(&open_inboxes.n) <= 1;
+}
+
+/*
+ * The entries are read by malloc()'s fast path without a lock: any value,
+ * old or new, names a bin of the calling thread that holds objects of the
+ * class, and the slow path settles both (cache.c).
+ */
+void _span_remote_table(bool alone)
+{
+	unsigned int i, cls;
+
+	for (i = 0; i <= SPAN_CLASS_INDEX_MAX; i++) {
+		cls = span_class_of(16 * (i + 1));
+		if (!span_class_owned(cls))
+			break;
+		span_store_relaxed(&_span_bin_of[i], alone ?
+				   span_free_bin_tp(cls) : span_bin_tp(cls));
+	}
+}
+
+/* open_inboxes.n becomes @n (remote_lock held, or a fork child). */
+static void open_count_set(uint32_t n)
+{
+	uint32_t was = open_inboxes.n;
+
+	span_store_relaxed(&open_inboxes.n, n);
+	if ((was <= 1) != (n <= 1))
+		_span_remote_table(n <= 1);
 }
 
 struct span_inbox *_span_inbox_open(void)
@@ -78,7 +106,7 @@ struct span_inbox *_span_inbox_open(void)
 	}
 	if (ib) {
 		ib->open = true;
-		span_store_relaxed(&open_inboxes.n, open_inboxes.n + 1);
+		open_count_set(open_inboxes.n + 1);
 		for (k = 0; k < SPAN_OWNED_CLASSES; k++)
 			span_store_release(&ib->head[k], NULL);
 	}
@@ -117,7 +145,7 @@ void _span_inbox_close(struct span_inbox *ib)
 	inbox_shut(ib);
 	pthread_mutex_lock(&remote_lock);
 	ib->open = false;
-	span_store_relaxed(&open_inboxes.n, open_inboxes.n - 1);
+	open_count_set(open_inboxes.n - 1);
 	pthread_mutex_unlock(&remote_lock);
 }
 
@@ -311,6 +339,6 @@ void _span_remote_after_fork_child(struct span_inbox *mine)
 			continue;
 		inbox_shut(ib);
 		ib->open = false;
-		open_inboxes.n--;
+		open_count_set(open_inboxes.n - 1);
 	}
 }

@@ -64,7 +64,12 @@ void _span_sizeclass_init(bool roomy)
 	for (size = 16; size <= SPAN_SMALL_MAX; size += 16) {
 		while (_span_classes[cls].size < size)
 			cls++;
-		_span_bin_of[span_class_index(size)] = span_bin_tp(cls);
+		/*
+		 * An owned class: its staging bin while at most one thread
+		 * has an inbox (none yet; remote.c switches it).
+		 */
+		_span_bin_of[span_class_index(size)] = span_class_owned(cls) ?
+			span_free_bin_tp(cls) : span_bin_tp(cls);
 	}
 }
 
