@@ -279,7 +279,8 @@ struct span_bin {
  * to a cache line) have owners (remote.c): free() pushes their objects on
  * a staging bin that malloc() never pops, and the slow path sorts it: the
  * objects of spans this thread refilled from last go to its bin, the
- * others to the inbox of the thread that did. A -D for measurements.
+ * others to the inbox of the thread that did. A -D for measurements only
+ * (README, "Measured"; the tests assume 2).
  */
 #ifndef SPAN_OWNED_CLASSES
 #define SPAN_OWNED_CLASSES	2
