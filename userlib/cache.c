@@ -326,6 +326,8 @@ static void staged_sort(struct span_tcache *tc, unsigned int cls,
 			bin_drain(cls, staged,
 				  overflow_count(staged, tc->max[cls],
 						 _span_classes[cls].batch));
+		else	/* its max grew since its room was set */
+			bin_set_room(staged, tc->max[cls]);
 		if (_span_remote_alone())
 			return;
 		tc->sort_skip[cls - 1]--;
