@@ -269,6 +269,35 @@ TEST(double_free_remote)
 		     (uintptr_t)p);
 }
 
+static void *free_twice_in_thread(void *p)
+{
+	span_free(p);	/* its first free: sorted, p sent to its owner */
+	span_free(p);
+	return NULL;
+}
+
+/* A thread frees another's 16-byte object twice (review of remote.c). */
+static void do_double_free_sent(void *p)
+{
+	pthread_t t;
+
+	if (pthread_create(&t, NULL, free_twice_in_thread, p) ||
+	    pthread_join(t, NULL))
+		_exit(3);
+	_exit(2);
+}
+
+TEST(double_free_sent_to_owner)
+{
+	void *p;
+
+	span_free(span_malloc(16));	/* this thread's inbox */
+	p = span_malloc(16);
+	ASSERT_NE(NULL, p);
+	expect_abort(_metadata, do_double_free_sent, p, "free",
+		     (uintptr_t)p);
+}
+
 static void *drained;
 
 /* The first free went back to central with a batch: still caught at once. */

@@ -129,6 +129,7 @@ void _span_cache_key_init(void)
 static void cache_setup(struct span_tcache *tc)
 {
 	unsigned int cls;
+	int saved;
 
 	for (cls = 1; cls < SPAN_NUM_CLASSES; cls++) {
 		tc->max[cls] = (int32_t)_span_classes[cls].batch;
@@ -136,8 +137,13 @@ static void cache_setup(struct span_tcache *tc)
 		if (span_class_owned(cls))
 			bin_set_room(staged_of(cls), tc->max[cls]);
 	}
-	/* Without one (ENOMEM) every span counts as this thread's. */
+	/*
+	 * Without one (ENOMEM) its refills name no owner; others' objects
+	 * still go to theirs. A failed open leaves errno as it was.
+	 */
+	saved = errno;
 	tc->inbox = _span_inbox_open();
+	errno = saved;
 	tc->flush_gen = span_load_relaxed(&flush_gen.n);
 	tc->state = SPAN_TC_LIVE;
 	span_add_relaxed(&_span_cnt.threads, 1);
@@ -482,17 +488,28 @@ static bool bin_has(const struct span_bin SPAN_BIN_SEG *bin, uint32_t n,
 	return false;
 }
 
+/*
+ * Owned class: is @p of @s in this thread's bin, its inbox, or the inbox
+ * of its span's owner (where this thread's sort may have sent it)?
+ */
+static bool owned_has(struct span *s, const void *p)
+{
+	struct span_bin SPAN_BIN_SEG *own = bin_of(s->cls);
+	struct span_inbox *ib = _span_tc.inbox;
+	struct span_inbox *to = span_load_acquire(&s->owner);
+
+	return bin_has(own, own->count, p) ||
+	       (ib && _span_inbox_has(ib, s->cls, p)) ||
+	       (to && to != ib && _span_inbox_has(to, s->cls, p));
+}
+
 SPAN_COLD void _span_free_suspect(void *p, struct span *s, const char *fn)
 {
 	struct span_bin SPAN_BIN_SEG *bin = span_bin_ref(s->bin);
-	struct span_bin SPAN_BIN_SEG *own = bin_of(s->cls);
-	struct span_inbox *ib = _span_tc.inbox;
 	int saved = errno;
 
 	if (bin_has(bin, bin->count, p) ||
-	    (span_class_owned(s->cls) &&
-	     (bin_has(own, own->count, p) ||
-	      (ib && _span_inbox_has(ib, s->cls, p)))) ||
+	    (span_class_owned(s->cls) && owned_has(s, p)) ||
 	    _span_central_has_free(s, (uintptr_t)p))
 		_span_invalid(fn, p, "double free");
 	if (!span_bin_push(bin, p))

@@ -210,7 +210,7 @@ struct span {
 	struct region *region;	/* the region its pages are carved from;
 				   NULL: a small span of the kernel */
 	uint32_t zero;		/* every page reads as zero (fresh) */
-	int32_t bin;		/* small: span_bin_tp(cls), for free() */
+	int32_t bin;		/* small: span_free_bin_tp(cls), for free() */
 	/* Line 1: small spans' central state, under the class's lock. */
 	_Alignas(64) uint32_t state;	/* enum span_state */
 	uint32_t nfree;		/* free objects: free list + tail */
@@ -276,7 +276,8 @@ struct span_bin {
 
 /*
  * Classes 1 ... SPAN_OWNED_CLASSES (8 and 16 bytes: four or more objects
- * to a cache line) have owners (remote.c): free() pushes their objects on
+ * to a cache line; malloc() uses the 16-byte one, objects being at least
+ * SPAN_MIN_OBJECT) have owners (remote.c): free() pushes their objects on
  * a staging bin that malloc() never pops, and the slow path sorts it: the
  * objects of spans this thread refilled from last go to its bin, the
  * others to the inbox of the thread that did. A -D for measurements only
@@ -304,6 +305,12 @@ struct span_inbox {
 	_Alignas(64) void *head[SPAN_OWNED_CLASSES];
 	struct span_inbox *next;	/* every inbox, for fork and reuse */
 	bool open;			/* under remote.c's lock */
+	/*
+	 * Held to take a list (or close it) and to walk one, so that no
+	 * walk follows links of a list another thread has taken; pushes
+	 * only prepend and take no lock.
+	 */
+	pthread_mutex_t take_lock;
 };
 
 enum span_tc_state {
@@ -386,8 +393,8 @@ static inline size_t span_class_index(size_t size)
 }
 
 /*
- * span_bin_tp(0), kept at init: a table entry less it is the class's bin
- * in bytes. (Computed here, GCC would subtract the TLS offset straight
+ * span_bin_tp_first(), kept at init: a table entry less it is the class's
+ * bin (or staging bin) in bytes. (Computed here, GCC would subtract the TLS offset straight
  * from the GOT, which the linker cannot relax in a static link.)
  */
 extern int32_t _span_bin_tp0;
@@ -574,7 +581,10 @@ void _span_inbox_close(struct span_inbox *ib);
  */
 uint32_t _span_inbox_take(struct span_inbox *ib, unsigned int cls,
 			  void **head, void **tail);
-/* Is @p in @ib's list of @cls? (walks it: cold paths only) */
+/*
+ * Is @p in @ib's list of @cls, any thread's inbox? (walks it under its
+ * take lock: cold paths only)
+ */
 bool _span_inbox_has(struct span_inbox *ib, unsigned int cls, const void *p);
 
 /* What a sort keeps: the objects of spans whose owner is the sorter. */

@@ -34,11 +34,14 @@
  * inbox; malloc_trim() and the reclaim before ENOMEM empty every open
  * inbox into central (_span_remote_flush_all()).
  *
- * Lock: remote_lock guards the list of inboxes and their open flags; it
+ * Locks: remote_lock guards the list of inboxes and their open flags; it
  * is taken before central's locks (init.c's fork handler) and its holder
  * calls only the records below. Inbox lists are lock-free stacks that
- * others only push on and that are only taken whole (the owner's refill,
- * a close, a flush): no ABA.
+ * others only push on (no lock) and that are only taken whole (the
+ * owner's refill, a close, a flush: no ABA), under the inbox's take lock,
+ * which a walk (the double-free check) holds too, so that it never
+ * follows links of a list that was taken and handed out. A leaf: its
+ * holder takes no other lock; a fork child makes every one anew.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -99,8 +102,11 @@ struct span_inbox *_span_inbox_open(void)
 	if (!ib) {
 		ib = _span_meta_alloc(sizeof(*ib));
 		if (ib) {
+			/* Whole before _span_remote_flush_all() can see it. */
+			for (k = 0; k < SPAN_OWNED_CLASSES; k++)
+				ib->head[k] = NULL;
+			span_lock_reinit(&ib->take_lock);
 			ib->next = inboxes;
-			/* _span_remote_flush_all() walks without the lock. */
 			span_store_release(&inboxes, ib);
 		}
 	}
@@ -129,15 +135,17 @@ static void chain_to_central(unsigned int cls, void *head)
 /* Close @ib's lists; their objects go to central. */
 static void inbox_shut(struct span_inbox *ib)
 {
+	void *heads[SPAN_OWNED_CLASSES];
 	unsigned int k;
 
-	for (k = 0; k < SPAN_OWNED_CLASSES; k++) {
-		void *head = __atomic_exchange_n(&ib->head[k], INBOX_CLOSED,
-						 __ATOMIC_ACQUIRE);
-
-		if (head != INBOX_CLOSED)
-			chain_to_central(k + 1, head);
-	}
+	pthread_mutex_lock(&ib->take_lock);
+	for (k = 0; k < SPAN_OWNED_CLASSES; k++)
+		heads[k] = __atomic_exchange_n(&ib->head[k], INBOX_CLOSED,
+					       __ATOMIC_ACQUIRE);
+	pthread_mutex_unlock(&ib->take_lock);
+	for (k = 0; k < SPAN_OWNED_CLASSES; k++)
+		if (heads[k] != INBOX_CLOSED)
+			chain_to_central(k + 1, heads[k]);
 }
 
 void _span_inbox_close(struct span_inbox *ib)
@@ -158,7 +166,9 @@ uint32_t _span_inbox_take(struct span_inbox *ib, unsigned int cls,
 
 	if (!span_load_relaxed(slot))
 		return 0;
+	pthread_mutex_lock(&ib->take_lock);
 	p = __atomic_exchange_n(slot, NULL, __ATOMIC_ACQUIRE);
+	pthread_mutex_unlock(&ib->take_lock);
 	*head = p;
 	for (; p; p = *(void **)p) {
 		*tail = p;
@@ -169,12 +179,15 @@ uint32_t _span_inbox_take(struct span_inbox *ib, unsigned int cls,
 
 bool _span_inbox_has(struct span_inbox *ib, unsigned int cls, const void *p)
 {
-	void *q = span_load_acquire(&ib->head[cls - 1]);
+	bool found = false;
+	void *q;
 
-	for (; q && q != INBOX_CLOSED; q = *(void **)q)
-		if (q == p)
-			return true;
-	return false;
+	pthread_mutex_lock(&ib->take_lock);
+	q = span_load_acquire(&ib->head[cls - 1]);
+	for (; q && q != INBOX_CLOSED && !found; q = *(void **)q)
+		found = q == p;
+	pthread_mutex_unlock(&ib->take_lock);
+	return found;
 }
 
 /* Objects of one owner on their way to its inbox. */
@@ -268,7 +281,8 @@ void _span_remote_sort(unsigned int cls, void *head, uint32_t n,
 		}
 		n -= k;
 		head = *(void **)last;
-		to = span_load_relaxed(&s->owner);
+		/* Acquire: central's release, after the inbox was made. */
+		to = span_load_acquire(&s->owner);
 		if (likely(to == me || !to)) {
 			*own_link = first;
 			own_link = (void **)last;
@@ -314,9 +328,16 @@ void _span_remote_flush_all(void)
 	struct span_inbox *ib;
 	unsigned int k;
 
-	for (ib = span_load_acquire(&inboxes); ib; ib = ib->next)
+	for (ib = span_load_acquire(&inboxes); ib; ib = ib->next) {
+		void *heads[SPAN_OWNED_CLASSES];
+
+		pthread_mutex_lock(&ib->take_lock);
 		for (k = 0; k < SPAN_OWNED_CLASSES; k++)
-			chain_to_central(k + 1, take_open(&ib->head[k]));
+			heads[k] = take_open(&ib->head[k]);
+		pthread_mutex_unlock(&ib->take_lock);
+		for (k = 0; k < SPAN_OWNED_CLASSES; k++)
+			chain_to_central(k + 1, heads[k]);
+	}
 }
 
 void _span_remote_lock(void)
@@ -335,6 +356,8 @@ void _span_remote_after_fork_child(struct span_inbox *mine)
 
 	span_lock_reinit(&remote_lock);
 	for (ib = inboxes; ib; ib = ib->next) {
+		/* Its holder, if any, is not in the child. */
+		span_lock_reinit(&ib->take_lock);
 		if (ib == mine || !ib->open)
 			continue;
 		inbox_shut(ib);
