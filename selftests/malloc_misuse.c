@@ -243,30 +243,41 @@ static void *free_in_thread(void *p)
 	return NULL;
 }
 
+/* Run @fn(@p) in a new thread and wait for it (exit 3 if it cannot). */
+static void in_thread(void *(*fn)(void *), void *p)
+{
+	pthread_t t;
+
+	if (pthread_create(&t, NULL, fn, p) || pthread_join(t, NULL))
+		_exit(3);
+}
+
 /*
  * A 16-byte object freed by another thread waits in its owner's inbox
  * (remote.c); the owner frees it again.
  */
 static void do_double_free_remote(void *p)
 {
-	pthread_t t;
-
-	if (pthread_create(&t, NULL, free_in_thread, p) ||
-	    pthread_join(t, NULL))
-		_exit(3);
+	in_thread(free_in_thread, p);
 	span_free(p);
 	_exit(2);
 }
 
-TEST(double_free_remote)
+/* @fn(p) on a 16-byte object of this thread (which has an inbox) aborts. */
+static void expect_remote_double_free(struct __test_metadata *_metadata,
+				      void (*fn)(void *))
 {
 	void *p;
 
 	span_free(span_malloc(16));	/* this thread's inbox */
 	p = span_malloc(16);
 	ASSERT_NE(NULL, p);
-	expect_abort(_metadata, do_double_free_remote, p, "free",
-		     (uintptr_t)p);
+	expect_abort(_metadata, fn, p, "free", (uintptr_t)p);
+}
+
+TEST(double_free_remote)
+{
+	expect_remote_double_free(_metadata, do_double_free_remote);
 }
 
 static void *free_twice_in_thread(void *p)
@@ -279,23 +290,13 @@ static void *free_twice_in_thread(void *p)
 /* A thread frees another's 16-byte object twice (review of remote.c). */
 static void do_double_free_sent(void *p)
 {
-	pthread_t t;
-
-	if (pthread_create(&t, NULL, free_twice_in_thread, p) ||
-	    pthread_join(t, NULL))
-		_exit(3);
+	in_thread(free_twice_in_thread, p);
 	_exit(2);
 }
 
 TEST(double_free_sent_to_owner)
 {
-	void *p;
-
-	span_free(span_malloc(16));	/* this thread's inbox */
-	p = span_malloc(16);
-	ASSERT_NE(NULL, p);
-	expect_abort(_metadata, do_double_free_sent, p, "free",
-		     (uintptr_t)p);
+	expect_remote_double_free(_metadata, do_double_free_sent);
 }
 
 static void *drained;

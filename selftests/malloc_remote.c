@@ -254,6 +254,26 @@ static void *alloc_and_hold(void *arg)
 }
 
 /*
+ * A thread allocates an object and waits on @hold (twice: allocated, the
+ * test is done); we free it and sort: it waits in that thread's inbox.
+ */
+static void send_to_held_owner(struct __test_metadata *_metadata,
+			       struct remote_job *j, pthread_barrier_t *hold,
+			       pthread_t *t)
+{
+	void **v;
+
+	init();
+	ASSERT_EQ(0, pthread_barrier_init(hold, NULL, 2));
+	j->hold = hold;
+	v = alloc_many();
+	ASSERT_EQ(0, pthread_create(t, NULL, alloc_and_hold, j));
+	pthread_barrier_wait(hold);
+	free_and_sort(j->own, v);
+	ASSERT_TRUE(_span_inbox_has(j->inbox, cls, j->own));
+}
+
+/*
  * fork(): the child has no thread for a live thread's inbox; it is closed
  * there, and what waited in it goes to central.
  */
@@ -261,19 +281,11 @@ TEST(fork_closes_other_inboxes)
 {
 	struct remote_job j = { 0 };
 	pthread_barrier_t hold;
-	void **v;
 	int status;
 	pthread_t t;
 	pid_t pid;
 
-	init();
-	ASSERT_EQ(0, pthread_barrier_init(&hold, NULL, 2));
-	j.hold = &hold;
-	v = alloc_many();
-	ASSERT_EQ(0, pthread_create(&t, NULL, alloc_and_hold, &j));
-	pthread_barrier_wait(&hold);
-	free_and_sort(j.own, v);
-	ASSERT_TRUE(_span_inbox_has(j.inbox, cls, j.own));
+	send_to_held_owner(_metadata, &j, &hold, &t);
 	pid = fork();
 	ASSERT_LE(0, pid);
 	if (!pid) {
@@ -299,16 +311,8 @@ TEST(trim_empties_idle_inbox)
 	struct remote_job j = { 0 };
 	pthread_barrier_t hold;
 	pthread_t t;
-	void **v;
 
-	init();
-	ASSERT_EQ(0, pthread_barrier_init(&hold, NULL, 2));
-	j.hold = &hold;
-	v = alloc_many();
-	ASSERT_EQ(0, pthread_create(&t, NULL, alloc_and_hold, &j));
-	pthread_barrier_wait(&hold);
-	free_and_sort(j.own, v);
-	ASSERT_TRUE(_span_inbox_has(j.inbox, cls, j.own));
+	send_to_held_owner(_metadata, &j, &hold, &t);
 	span_trim();
 	EXPECT_FALSE(_span_inbox_has(j.inbox, cls, j.own));
 	EXPECT_TRUE(_span_central_has_free(span_of(j.own), (uintptr_t)j.own));
