@@ -358,8 +358,8 @@ TEST(sort_backs_off)
 	pthread_barrier_wait(&hold);
 	/* The object, then just enough of ours to overflow once: one sort. */
 	_span_tc.sort_skip[cls - 1] = 0;
+	n = _span_tc.staged[cls - 1].room;
 	span_free(j.own);
-	n = _span_tc.staged[cls - 1].room + 1;
 	ASSERT_LT(n, MANY);
 	for (i = 0; i < n; i++)
 		span_free(v[i]);
@@ -420,6 +420,59 @@ TEST(alone_plain_bin)
 	ASSERT_NE(NULL, p);
 	span_free(p);
 	pthread_barrier_destroy(&hold_both);
+}
+
+static void *open_and_hold(void *arg)
+{
+	void *p = span_malloc(SIZE);	/* its inbox: the table switches */
+
+	pthread_barrier_wait(arg);
+	pthread_barrier_wait(arg);
+	span_free(p);
+	return NULL;
+}
+
+/*
+ * malloc()'s fast path found the staging bin empty (its count now -1),
+ * then another thread's first allocation switched the table before the
+ * slow path ran (review: the staging bin stayed at -1, and a later sort
+ * walked 2^32 objects). The slow path settles both bins.
+ */
+TEST(switch_between_fast_and_slow_path)
+{
+	struct span_bin SPAN_BIN_SEG *staged, *bin;
+	pthread_barrier_t hold;
+	int32_t count;
+	pthread_t t;
+	void *p;
+
+	init();
+	ASSERT_TRUE(_span_remote_alone());
+	staged = span_bin_ref(span_free_bin_tp(cls));
+	bin = span_bin_ref(span_bin_tp(cls));
+	/* Both bins empty, as malloc() leaves them (the objects kept). */
+	while (span_bin_take(bin))
+		span_bin_pop_taken(bin);
+	span_bin_settle(bin);
+	while (span_bin_take(staged))
+		span_bin_pop_taken(staged);
+	/* The fast path's take: the count is -1 now, as in malloc(). */
+	count = staged->count;
+	ASSERT_EQ(-1, count);
+	ASSERT_EQ(0, pthread_barrier_init(&hold, NULL, 2));
+	ASSERT_EQ(0, pthread_create(&t, NULL, open_and_hold, &hold));
+	pthread_barrier_wait(&hold);
+	ASSERT_FALSE(_span_remote_alone());
+	p = _span_malloc_slow(SIZE);	/* where the fast path goes */
+	ASSERT_NE(NULL, p);
+	count = staged->count;
+	EXPECT_EQ(0, count);
+	count = bin->count;
+	EXPECT_LE(0, count);
+	span_free(p);
+	pthread_barrier_wait(&hold);
+	ASSERT_EQ(0, pthread_join(t, NULL));
+	pthread_barrier_destroy(&hold);
 }
 
 TEST_HARNESS_MAIN

@@ -235,6 +235,11 @@ static bool cache_steal(struct span_tcache *tc, unsigned int except)
 		bin = bin_of(v);
 		bin_drain(v, bin, bin->count > tc->max[v] ?
 			  (uint32_t)(bin->count - tc->max[v]) : 0);
+		if (span_class_owned(v)) {	/* malloc's bin while alone */
+			bin = staged_of(v);
+			bin_drain(v, bin, bin->count > tc->max[v] ?
+				  (uint32_t)(bin->count - tc->max[v]) : 0);
+		}
 		return true;
 	}
 	return false;
@@ -367,10 +372,7 @@ static void staged_sort(struct span_tcache *tc, unsigned int cls,
  */
 static struct span_bin SPAN_BIN_SEG *owned_malloc_bin(unsigned int cls)
 {
-	int32_t e = span_load_relaxed(&_span_bin_of[span_class_index(
-						_span_classes[cls].size)]);
-
-	return e == span_free_bin_tp(cls) ? staged_of(cls) : bin_of(cls);
+	return span_bin_ref(span_malloc_bin_tp(cls));
 }
 
 /*
@@ -411,9 +413,14 @@ SPAN_NOINLINE void *_span_alloc_class_slow(unsigned int cls)
 	uint32_t n;
 
 	span_bin_settle(bin);	/* the fast path's -1 */
-	if (span_class_owned(cls)) {	/* either bin may have taken it */
+	if (span_class_owned(cls)) {
+		/*
+		 * Either bin may have taken it: the table may have switched
+		 * since the fast path read it (review: a staging bin left at
+		 * -1 after another thread's first allocation).
+		 */
+		span_bin_settle(staged_of(cls));
 		bin = owned_malloc_bin(cls);
-		span_bin_settle(bin);
 	}
 	if (!cache_ready(tc)) {
 		if (!refill(cls, 1, &chain)) {

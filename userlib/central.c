@@ -270,7 +270,8 @@ uint32_t _span_central_refill(unsigned int cls, uint32_t want, void **chain,
 			s->state = SPAN_STATE_PARTIAL;
 			_span_list_push(&c->partial, s);
 		}
-		if (span_class_owned(cls))	/* remote.c reads it, acquire */
+		/* remote.c reads it, acquire; a thread without one keeps it */
+		if (span_class_owned(cls) && owner)
 			span_store_release(&s->owner, owner);
 		end = s->base + (uintptr_t)s->nobjs * sc->size;
 		if (s->free && nlists < REFILL_RANGES &&

@@ -980,9 +980,26 @@ static inline bool span_bin_push(struct span_bin SPAN_BIN_SEG *bin, void *p)
 	return true;
 }
 
+/*
+ * The bin malloc() pops for @cls: for an owned class the one the size
+ * table names (its staging bin while one thread runs: remote.c), else
+ * span_bin_tp(cls).
+ */
+static inline int32_t span_malloc_bin_tp(unsigned int cls)
+{
+	if (span_class_owned(cls)) {
+		int32_t e = span_load_relaxed(&_span_bin_of[span_class_index(
+						_span_classes[cls].size)]);
+
+		if (e == span_free_bin_tp(cls))
+			return e;
+	}
+	return span_bin_tp(cls);
+}
+
 static inline void *span_bin_pop(unsigned int cls)
 {
-	struct span_bin SPAN_BIN_SEG *bin = span_bin_ref(span_bin_tp(cls));
+	struct span_bin SPAN_BIN_SEG *bin = span_bin_ref(span_malloc_bin_tp(cls));
 
 	if (unlikely(!span_bin_take(bin)))
 		return _span_alloc_class_slow(cls);

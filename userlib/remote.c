@@ -66,7 +66,8 @@ bool _span_remote_alone(void)
 /*
  * The entries are read by malloc()'s fast path without a lock: any value,
  * old or new, names a bin of the calling thread that holds objects of the
- * class, and the slow path settles both (cache.c).
+ * class, and the slow path settles both, whichever the table names when it
+ * runs (cache.c).
  */
 void _span_remote_table(bool alone)
 {
