@@ -6,8 +6,8 @@
  * span's owner through the owner's inbox, or central when the owner is
  * gone (thread exit, or a thread a fork child does not have); a new
  * thread adopts a closed inbox; malloc_trim() empties idle owners'
- * inboxes; a thread keeps its own objects; sorts that find nothing to
- * send back off.
+ * inboxes, and a sender those of owners idle for the decay interval; a
+ * thread keeps its own objects; sorts that find nothing to send back off.
  * Checked through the library's internal interfaces.
  */
 #define _GNU_SOURCE
@@ -32,6 +32,12 @@ static void init(void)
 {
 	span_free(span_malloc(1));
 	cls = span_class_of(SIZE);
+	/*
+	 * No owner counts as idle (remote.c: after the decay interval
+	 * without a restock its objects go to central), however slow the
+	 * machine: the tests below decide what is idle themselves.
+	 */
+	_span_opt.decay_ms = UINT64_MAX / 2;
 }
 
 static struct span *span_of(void *p)
@@ -72,6 +78,7 @@ struct remote_job {
 	struct span_inbox *owner;	/* in */
 	pthread_barrier_t *hold;	/* in: wait here before exiting */
 	void *own;		/* out: an object of this thread */
+	void *own2;		/* out: another (alloc_two_and_hold()) */
 };
 
 static void *freer(void *arg)
@@ -300,6 +307,48 @@ TEST(fork_closes_other_inboxes)
 	/* The parent's thread still has it. */
 	EXPECT_TRUE(j.inbox->open);
 	EXPECT_TRUE(_span_inbox_has(j.inbox, cls, j.own));
+	pthread_barrier_wait(&hold);
+	ASSERT_EQ(0, pthread_join(t, NULL));
+	pthread_barrier_destroy(&hold);
+}
+
+static void *alloc_two_and_hold(void *arg)
+{
+	struct remote_job *j = arg;
+
+	j->own2 = span_malloc(SIZE);
+	return alloc_and_hold(arg);
+}
+
+/*
+ * An owner that has not restocked for the decay interval is idle: a
+ * sender gives its run to central, and what waits in its inbox too.
+ */
+TEST(idle_owner_goes_to_central)
+{
+	struct remote_job j = { 0 };
+	pthread_barrier_t hold;
+	void **v, **v2;
+	pthread_t t;
+
+	init();
+	ASSERT_EQ(0, pthread_barrier_init(&hold, NULL, 2));
+	j.hold = &hold;
+	v = alloc_many();	/* before the owner allocates (see above) */
+	v2 = alloc_many();
+	ASSERT_EQ(0, pthread_create(&t, NULL, alloc_two_and_hold, &j));
+	pthread_barrier_wait(&hold);
+	free_and_sort(j.own, v);
+	ASSERT_TRUE(_span_inbox_has(j.inbox, cls, j.own));
+	/* Its last restock long ago (boot time is far beyond 1 s). */
+	_span_opt.decay_ms = 1000;
+	j.inbox->active_ms = 0;
+	free_and_sort(j.own2, v2);
+	EXPECT_FALSE(_span_inbox_has(j.inbox, cls, j.own2));
+	EXPECT_FALSE(_span_inbox_has(j.inbox, cls, j.own));
+	EXPECT_TRUE(_span_central_has_free(span_of(j.own2),
+					   (uintptr_t)j.own2));
+	EXPECT_TRUE(_span_central_has_free(span_of(j.own), (uintptr_t)j.own));
 	pthread_barrier_wait(&hold);
 	ASSERT_EQ(0, pthread_join(t, NULL));
 	pthread_barrier_destroy(&hold);

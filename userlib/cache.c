@@ -388,6 +388,8 @@ static bool owned_restock(struct span_tcache *tc, unsigned int cls,
 	void *head, *tail;
 	uint32_t n;
 
+	if (tc->inbox)
+		_span_inbox_active(tc->inbox);
 	if (bin != own) {	/* malloc() pops the staging bin */
 		if (own->count)	/* left from when others ran */
 			bin_move_all(tc, cls, bin, own);

@@ -303,6 +303,9 @@ static inline bool span_class_owned(unsigned int cls)
  */
 struct span_inbox {
 	_Alignas(64) void *head[SPAN_OWNED_CLASSES];
+	uint64_t active_ms;		/* the owner's last restock (coarse):
+					   idle for the decay interval, its
+					   objects go to central */
 	struct span_inbox *next;	/* every inbox, for fork and reuse */
 	bool open;			/* under remote.c's lock */
 	/*
@@ -581,6 +584,8 @@ void _span_inbox_close(struct span_inbox *ib);
  */
 uint32_t _span_inbox_take(struct span_inbox *ib, unsigned int cls,
 			  void **head, void **tail);
+/* The owner of @ib restocks: it is not idle (senders read it). */
+void _span_inbox_active(struct span_inbox *ib);
 /*
  * Is @p in @ib's list of @cls, any thread's inbox? (walks it under its
  * take lock: cold paths only)

@@ -30,9 +30,12 @@
  * still name it. In a fork child the inboxes of the threads that did not
  * come along are closed the same way.
  *
- * An owner that stops allocating a class leaves what others send it in its
- * inbox; malloc_trim() and the reclaim before ENOMEM empty every open
- * inbox into central (_span_remote_flush_all()).
+ * An owner that stops allocating a class would keep what others send it:
+ * an owner records when it last restocked (struct span_inbox.active_ms),
+ * and a sender that finds it idle for the decay interval gives the run
+ * and what waits in that inbox to central instead. malloc_trim() and the
+ * reclaim before ENOMEM empty every open inbox into central
+ * (_span_remote_flush_all()).
  *
  * Locks: remote_lock guards the list of inboxes and their open flags; it
  * is taken before central's locks (init.c's fork handler) and its holder
@@ -113,6 +116,7 @@ struct span_inbox *_span_inbox_open(void)
 	}
 	if (ib) {
 		ib->open = true;
+		span_store_relaxed(&ib->active_ms, _span_now_ms());
 		open_count_set(open_inboxes.n + 1);
 		for (k = 0; k < SPAN_OWNED_CLASSES; k++)
 			span_store_release(&ib->head[k], NULL);
@@ -201,8 +205,41 @@ struct remote_run {
 /* Runs kept apart in one sort: objects of a few owners may interleave. */
 #define SORT_RUNS	4
 
-/* Push run @r onto its owner's inbox (central's, if closed); empty it. */
-static void run_send(unsigned int cls, struct remote_run *r)
+void _span_inbox_active(struct span_inbox *ib)
+{
+	uint64_t now = _span_now_ms();
+
+	if (span_load_relaxed(&ib->active_ms) != now)
+		span_store_relaxed(&ib->active_ms, now);
+}
+
+static void *take_open(void **slot);
+
+/*
+ * Has @ib's owner not restocked for the decay interval? Then what others
+ * freed of its spans would wait in its inbox for nothing: senders give
+ * it to central, with what waits there. *@now: read once per sort.
+ */
+static bool inbox_idle(struct span_inbox *ib, unsigned int cls, uint64_t *now)
+{
+	void *taken;
+
+	if (!*now)
+		*now = _span_now_ms();
+	if (*now - span_load_relaxed(&ib->active_ms) <= _span_opt.decay_ms)
+		return false;
+	pthread_mutex_lock(&ib->take_lock);
+	taken = take_open(&ib->head[cls - 1]);
+	pthread_mutex_unlock(&ib->take_lock);
+	chain_to_central(cls, taken);
+	return true;
+}
+
+/*
+ * Push run @r onto its owner's inbox (central's, if closed or idle);
+ * empty it.
+ */
+static void run_send(unsigned int cls, struct remote_run *r, uint64_t *now)
 {
 	void **slot;
 	void *old;
@@ -211,6 +248,8 @@ static void run_send(unsigned int cls, struct remote_run *r)
 		return;
 	slot = &r->to->head[cls - 1];
 	old = span_load_relaxed(slot);
+	if (old != INBOX_CLOSED && inbox_idle(r->to, cls, now))
+		old = INBOX_CLOSED;
 	do {
 		if (old == INBOX_CLOSED) {
 			*(void **)r->tail = NULL;
@@ -227,7 +266,8 @@ static void run_send(unsigned int cls, struct remote_run *r)
 
 /* The run of owner @to (a slot emptied for it when all are taken). */
 static struct remote_run *run_of(unsigned int cls, struct remote_run *runs,
-				 struct span_inbox *to, unsigned int *next)
+				 struct span_inbox *to, unsigned int *next,
+				 uint64_t *now)
 {
 	struct remote_run *r;
 	unsigned int i;
@@ -240,7 +280,7 @@ static struct remote_run *run_of(unsigned int cls, struct remote_run *runs,
 			break;
 	if (i == SORT_RUNS) {
 		i = (*next)++ % SORT_RUNS;
-		run_send(cls, &runs[i]);
+		run_send(cls, &runs[i], now);
 	}
 	r = &runs[i];
 	r->to = to;
@@ -260,6 +300,7 @@ void _span_remote_sort(unsigned int cls, void *head, uint32_t n,
 	void *own_head = NULL, **own_link = &own_head, *own_tail = NULL;
 	uint32_t own_count = 0;
 	unsigned int next = 0, i;
+	uint64_t now = 0;
 
 	while (n) {
 		void *first = head, *last = head;
@@ -290,7 +331,8 @@ void _span_remote_sort(unsigned int cls, void *head, uint32_t n,
 			own_tail = last;
 			own_count += k;
 		} else {
-			struct remote_run *r = run_of(cls, runs, to, &next);
+			struct remote_run *r = run_of(cls, runs, to, &next,
+						      &now);
 
 			if (r->count)
 				*(void **)r->tail = first;
@@ -305,7 +347,7 @@ void _span_remote_sort(unsigned int cls, void *head, uint32_t n,
 	own->tail = own_tail;
 	own->count = own_count;
 	for (i = 0; i < SORT_RUNS; i++)
-		run_send(cls, &runs[i]);
+		run_send(cls, &runs[i], &now);
 }
 
 /* Take @slot's list unless it is closed (then NULL): anyone may. */
