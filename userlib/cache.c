@@ -378,8 +378,8 @@ static struct span_bin SPAN_BIN_SEG *owned_malloc_bin(unsigned int cls)
 /*
  * Owned class @cls's bin @bin (owned_malloc_bin()) ran empty: restock it
  * from the other bin of the class (sorted, when @bin is not the staging
- * bin), else from the inbox. True when it holds an object (taken, for the caller to
- * pop).
+ * bin), else from the inbox. True when it holds an object (taken, for the
+ * caller to pop).
  */
 static bool owned_restock(struct span_tcache *tc, unsigned int cls,
 			  struct span_bin SPAN_BIN_SEG *bin)

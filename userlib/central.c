@@ -9,10 +9,12 @@
  * drain parks its chain there and a refill takes one, in O(1), so the
  * class lock below is taken only when that cache is full or empty. A free
  * from another thread than the allocating one lands in the freeing
- * thread's bin; its batch reaches the next thread that refills through
- * the transfer cache, or comes back here, where each object returns to
- * its own span's free list: sorted by span and checked before the class
- * lock, one splice per span under it. A refill reserves never-used
+ * thread's bin (above 16 bytes; remote.c sends smaller objects back to
+ * the thread that refilled from their span last, which a refill here
+ * names in span->owner under the class lock); its batch reaches the next
+ * thread that refills through the transfer cache, or comes back here,
+ * where each object returns to its own span's free list: sorted by span
+ * and checked before the class lock, one splice per span under it. A refill reserves never-used
  * objects under the lock and links them after it, and takes a span's
  * whole free list in O(1) when it fits in the batch (its freemap bits are
  * cleared after the unlock); only a list longer than the rest of the

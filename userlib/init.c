@@ -11,9 +11,9 @@
  * init_lock.
  *
  * fork(): the prepare handler takes every lock of the library (init, then
- * remote.c's, then the order documented in central.c, then the backend's stash locks,
- * prim.h), so the child never inherits a lock
- * held by a thread that does not exist there; the child re-initialises
+ * remote.c's, then the order documented in central.c, then the backend's
+ * stash locks, prim.h), so the child never inherits a lock held by a
+ * thread that does not exist there; the child re-initialises
  * them, the parent unlocks. Other threads' caches are simply lost in the
  * child, like their stacks; their inboxes close (remote.c), so that the
  * child's frees of objects of spans those threads owned reach central.
