@@ -209,6 +209,14 @@ static uint32_t refill(unsigned int cls, uint32_t want, void **chain)
 	return n;
 }
 
+/* Drain @bin of @cls down to its max (its room set either way). */
+static void bin_drain_to_max(struct span_tcache *tc, unsigned int cls,
+			     struct span_bin SPAN_BIN_SEG *bin)
+{
+	bin_drain(cls, bin, bin->count > tc->max[cls] ?
+		  (uint32_t)(bin->count - tc->max[cls]) : 0);
+}
+
 /*
  * Take up to a batch of max from a class other than @except that grew
  * past its first batch; that bin drains down to its new max. False when
@@ -221,7 +229,6 @@ static bool cache_steal(struct span_tcache *tc, unsigned int except)
 
 	for (i = 1; i < SPAN_NUM_CLASSES; i++) {
 		const struct span_class *vc;
-		struct span_bin SPAN_BIN_SEG *bin;
 
 		v = 1 + tc->steal_next++ % (SPAN_NUM_CLASSES - 1);
 		vc = &_span_classes[v];
@@ -232,14 +239,9 @@ static bool cache_steal(struct span_tcache *tc, unsigned int except)
 			take = (int32_t)vc->batch;
 		tc->max[v] -= take;
 		tc->grown -= (size_t)take * vc->size;
-		bin = bin_of(v);
-		bin_drain(v, bin, bin->count > tc->max[v] ?
-			  (uint32_t)(bin->count - tc->max[v]) : 0);
-		if (span_class_owned(v)) {	/* malloc's bin while alone */
-			bin = staged_of(v);
-			bin_drain(v, bin, bin->count > tc->max[v] ?
-				  (uint32_t)(bin->count - tc->max[v]) : 0);
-		}
+		bin_drain_to_max(tc, v, bin_of(v));
+		if (span_class_owned(v))	/* malloc's bin while alone */
+			bin_drain_to_max(tc, v, staged_of(v));
 		return true;
 	}
 	return false;
@@ -323,11 +325,12 @@ static void staged_sort(struct span_tcache *tc, unsigned int cls,
 			struct span_bin SPAN_BIN_SEG *bin)
 {
 	struct span_bin SPAN_BIN_SEG *staged = staged_of(cls);
+	bool alone = _span_remote_alone();
 	struct span_sorted own;
 	uint32_t n = staged->count;
 	void *head = staged->head;
 
-	if (_span_remote_alone() || tc->sort_skip[cls - 1]) {
+	if (alone || tc->sort_skip[cls - 1]) {
 		/*
 		 * No other thread to sort for (malloc() pops the staging bin:
 		 * the size table names it), or none of this thread's last
@@ -339,7 +342,7 @@ static void staged_sort(struct span_tcache *tc, unsigned int cls,
 						 _span_classes[cls].batch));
 		else	/* its max grew since its room was set */
 			bin_set_room(staged, tc->max[cls]);
-		if (_span_remote_alone())
+		if (alone)
 			return;
 		tc->sort_skip[cls - 1]--;
 		if (!bin->count)
@@ -455,7 +458,6 @@ SPAN_NOINLINE void *_span_alloc_class_slow(unsigned int cls)
 	return span_obj_out(p);
 }
 
-
 /*
  * free()'s slow paths keep errno: POSIX asks free() to, and a drain or a
  * large free may make a backend call that fails (and is dealt with).
@@ -480,11 +482,6 @@ SPAN_NOINLINE void _span_bin_overflow(const struct span *s)
 	errno = saved;
 }
 
-/*
- * Word 1 of @p holds @s: @p was freed already and is in this thread's bin
- * or back in central (a double free), or the program's data happens to
- * equal it (free it).
- */
 /* Is @p one of the first @n objects of @bin's list? */
 static bool bin_has(const struct span_bin SPAN_BIN_SEG *bin, uint32_t n,
 		    const void *p)
@@ -512,6 +509,12 @@ static bool owned_has(struct span *s, const void *p)
 	       (to && to != ib && _span_inbox_has(to, s->cls, p));
 }
 
+/*
+ * Word 1 of @p holds @s: @p was freed already and is in this thread's bin
+ * (for an owned class: its staging bin, bin or inbox, or the inbox of the
+ * span's owner) or back in central (a double free), or the program's data
+ * happens to equal it (free it).
+ */
 SPAN_COLD void _span_free_suspect(void *p, struct span *s, const char *fn)
 {
 	struct span_bin SPAN_BIN_SEG *bin = span_bin_ref(s->bin);
