@@ -213,7 +213,25 @@ void _span_inbox_active(struct span_inbox *ib)
 		span_store_relaxed(&ib->active_ms, now);
 }
 
-static void *take_open(void **slot);
+/*
+ * Give @ib's list of @cls to central unless the inbox is closed: anyone
+ * may (a sender finding its owner idle, a flush), under its take lock.
+ */
+static void inbox_to_central(struct span_inbox *ib, unsigned int cls)
+{
+	void **slot = &ib->head[cls - 1];
+	void *old;
+
+	pthread_mutex_lock(&ib->take_lock);
+	old = span_load_relaxed(slot);
+	while (old && old != INBOX_CLOSED &&
+	       !__atomic_compare_exchange_n(slot, &old, NULL, true,
+					    __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+		;
+	pthread_mutex_unlock(&ib->take_lock);
+	if (old != INBOX_CLOSED)
+		chain_to_central(cls, old);
+}
 
 /*
  * Has @ib's owner not restocked for the decay interval? Then what others
@@ -222,16 +240,11 @@ static void *take_open(void **slot);
  */
 static bool inbox_idle(struct span_inbox *ib, unsigned int cls, uint64_t *now)
 {
-	void *taken;
-
 	if (!*now)
 		*now = _span_now_ms();
 	if (*now - span_load_relaxed(&ib->active_ms) <= _span_opt.decay_ms)
 		return false;
-	pthread_mutex_lock(&ib->take_lock);
-	taken = take_open(&ib->head[cls - 1]);
-	pthread_mutex_unlock(&ib->take_lock);
-	chain_to_central(cls, taken);
+	inbox_to_central(ib, cls);
 	return true;
 }
 
@@ -350,18 +363,6 @@ void _span_remote_sort(unsigned int cls, void *head, uint32_t n,
 		run_send(cls, &runs[i], &now);
 }
 
-/* Take @slot's list unless it is closed (then NULL): anyone may. */
-static void *take_open(void **slot)
-{
-	void *old = span_load_relaxed(slot);
-
-	while (old && old != INBOX_CLOSED &&
-	       !__atomic_compare_exchange_n(slot, &old, NULL, true,
-					    __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
-		;
-	return old == INBOX_CLOSED ? NULL : old;
-}
-
 /*
  * Without the lock (its holder calls no layer but the records): the list
  * only grows at its head, and a closed inbox's lists are left as they are.
@@ -369,18 +370,11 @@ static void *take_open(void **slot)
 void _span_remote_flush_all(void)
 {
 	struct span_inbox *ib;
-	unsigned int k;
+	unsigned int cls;
 
-	for (ib = span_load_acquire(&inboxes); ib; ib = ib->next) {
-		void *heads[SPAN_OWNED_CLASSES];
-
-		pthread_mutex_lock(&ib->take_lock);
-		for (k = 0; k < SPAN_OWNED_CLASSES; k++)
-			heads[k] = take_open(&ib->head[k]);
-		pthread_mutex_unlock(&ib->take_lock);
-		for (k = 0; k < SPAN_OWNED_CLASSES; k++)
-			chain_to_central(k + 1, heads[k]);
-	}
+	for (ib = span_load_acquire(&inboxes); ib; ib = ib->next)
+		for (cls = 1; cls <= SPAN_OWNED_CLASSES; cls++)
+			inbox_to_central(ib, cls);
 }
 
 void _span_remote_lock(void)
