@@ -546,6 +546,40 @@ TEST(thread_cache_bins)
 }
 
 /*
+ * A burst of frees fills the class's transfer cache to its capacity (whole
+ * batches: 1 MiB of 1 KiB objects on the mmap backend, 128 KiB on the
+ * kernel's), and the refills that follow take them back before any span.
+ */
+TEST(transfer_cache_capacity)
+{
+	unsigned int cls = span_class_of(1024);
+	const struct span_class *sc = &_span_classes[cls];
+	bool roomy = !strcmp(span_backend(), "mmap");
+	uint64_t slots = (roomy ? 1024 : 128) * 1024 /
+			 ((uint64_t)sc->batch * sc->size);
+	enum { N = 2048 };
+	static void *p[N];
+	int i;
+
+	init();
+	span_trim();	/* empty bins and transfer caches */
+	EXPECT_EQ(0, _span_transfer_objects(cls));
+	for (i = 0; i < N; i++)
+		ASSERT_NE(NULL, p[i] = span_malloc(1024));
+	for (i = 0; i < N; i++)
+		span_free(p[i]);
+	/* at most max stays in the bin: over 1,000 objects were drained */
+	ASSERT_LE(_span_tc.max[cls], N / 2);
+	EXPECT_EQ(slots * sc->batch, _span_transfer_objects(cls));
+	/* the bin holds what it kept; then the refills empty the cache */
+	for (i = 0; i < N; i++)
+		ASSERT_NE(NULL, p[i] = span_malloc(1024));
+	EXPECT_EQ(0, _span_transfer_objects(cls));
+	for (i = 0; i < N; i++)
+		span_free(p[i]);
+}
+
+/*
  * The fast paths reach a bin by its offset from the thread pointer (an
  * %fs-relative operand on x86-64), as the size table and the span record
  * give it: in every thread that is the thread's own bin. (This function

@@ -380,8 +380,9 @@ extern size_t _span_small_limit;	/* SPAN_SMALL_MAX once init is done */
 extern struct span_class _span_classes[SPAN_NUM_CLASSES];
 
 /*
- * @roomy: bins may hold up to 256 KiB / 2,048 objects of a class (the mmap
- * backend); else 64 KiB / 512, as before (the kernel backend, whose frames
+ * @roomy: bins may hold up to 1 MiB / 2,048 objects of a class (the mmap
+ * backend; all of a thread's growth past first batches stays within
+ * SPAN_TCACHE_GROWTH); else 64 KiB / 512, as before (the kernel backend, whose frames
  * are charged and mapped whole: more kept in caches left memcg_pressure's
  * unkillable workers at their cgroup's limit).
  */
@@ -551,8 +552,13 @@ bool _span_central_has_free(struct span *s, uintptr_t a);
  * transfer.c: whole batches between thread caches
  * ------------------------------------------------------------------- */
 
-#define SPAN_TRANSFER_SLOTS	8
+#define SPAN_TRANSFER_SLOTS	64
 
+/*
+ * Set each class's capacity (after _span_sizeclass_init()): @roomy as
+ * there, 1 MiB of batches a class, else 128 KiB.
+ */
+void _span_transfer_init(bool roomy);
 /* Keep @chain, a NULL-terminated batch of @cls; false when full. */
 bool _span_transfer_put(unsigned int cls, void *chain);
 /* A batch of @cls (NULL-terminated), or NULL when there is none. */

@@ -56,7 +56,7 @@ void _span_sizeclass_init(bool roomy)
 		c->limit = (uint64_t)c->nobjs * (c->size * c->magic);
 		c->divmul = UINT32_MAX / c->size + 1;
 		c->batch = clamp_u32(32768 / c->size, 2, 64);
-		c->cap = roomy ? clamp_u32(262144 / c->size, 2 * c->batch, 2048) :
+		c->cap = roomy ? clamp_u32(1048576 / c->size, 2 * c->batch, 2048) :
 			 clamp_u32(65536 / c->size, 2 * c->batch, 512);
 	}
 	_span_bin_tp0 = span_bin_tp_first();
