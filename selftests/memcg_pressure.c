@@ -31,6 +31,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -52,6 +53,7 @@
 #define TEST_TIMEOUT_DEFAULT 900
 
 #define MIB		((size_t)1 << 20)
+#define NOBODY		65534	/* the stress-ng hog's user and group */
 #define CGROOT		"/sys/fs/cgroup"
 #define STATS		"/sys/class/misc/spanalloc/stats/"
 #define CHILD_ENV	"MEMCG_PRESSURE_CHILD"
@@ -575,6 +577,14 @@ static bool use_stress_ng(void)
  * stress-ng --vm (which starts a vm worker the OOM killer took again), or
  * two of our own hogs under a supervisor that does the same. Each hog
  * alone is more than the workers leave free. Returns the group.
+ *
+ * stress-ng runs as nobody, from oom_score_adj 1000: as root it makes its
+ * supervising processes unkillable (-1000), and a vm worker it starts
+ * again inherits that until it raises its own score; one that faulted
+ * (copy-on-write after its fork) with the cgroup at its limit before that
+ * left nothing the OOM killer could take, and every process in the cgroup
+ * spun in reclaim (memcg_pressure hung, 1 run in 10; the stacks showed
+ * it). Unprivileged, it cannot lower its score below 1000.
  */
 static pid_t start_hog(const char *dir, bool stress_ng)
 {
@@ -594,6 +604,10 @@ static pid_t start_hog(const char *dir, bool stress_ng)
 		dup2(null, 1);
 		dup2(null, 2);
 		snprintf(bytes, sizeof(bytes), "%zuM", HOG_BYTES / MIB);
+		if (write_str("/proc/self/oom_score_adj", "1000") ||
+		    setgroups(0, NULL) || setgid(NOBODY) || setuid(NOBODY) ||
+		    chdir("/tmp"))	/* its temp path must be writable */
+			_exit(125);
 		execlp("stress-ng", "stress-ng", "--vm", "2", "--vm-bytes",
 		       bytes, "--vm-keep", "--vm-method", "write64",
 		       "--timeout", "3600", (char *)NULL);
