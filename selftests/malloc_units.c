@@ -547,16 +547,14 @@ TEST(thread_cache_bins)
 
 /*
  * A burst of frees fills the class's transfer cache to its capacity (whole
- * batches: 1 MiB of 1 KiB objects on the mmap backend, 128 KiB on the
- * kernel's), and the refills that follow take them back before any span.
+ * batches: 1 MiB of 1 KiB objects, on both backends), and the refills that
+ * follow take them back before any span.
  */
 TEST(transfer_cache_capacity)
 {
 	unsigned int cls = span_class_of(1024);
 	const struct span_class *sc = &_span_classes[cls];
-	bool roomy = !strcmp(span_backend(), "mmap");
-	uint64_t slots = (roomy ? 1024 : 128) * 1024 /
-			 ((uint64_t)sc->batch * sc->size);
+	uint64_t slots = 1024 * 1024 / ((uint64_t)sc->batch * sc->size);
 	enum { N = 2048 };
 	static void *p[N];
 	int i;

@@ -95,8 +95,6 @@ bool _span_init(void)
 		return false;
 	pthread_mutex_lock(&init_lock);
 	if (!_span_ready && !init_dead) {
-		bool roomy;
-
 		_span_options_init();
 		if (_span_prim_init() == SPAN_BACKEND_NONE) {
 			init_failed();
@@ -106,9 +104,8 @@ bool _span_init(void)
 		_span_stats_init();
 		if (_span_prim_page_size() != SPAN_PAGE)
 			_span_fatal("page size is not 4 KiB");
-		roomy = _span_prim_backend() == SPAN_BACKEND_MMAP;
-		_span_sizeclass_init(roomy);
-		_span_transfer_init(roomy);
+		_span_sizeclass_init(_span_prim_backend() == SPAN_BACKEND_MMAP);
+		_span_transfer_init();
 		span_store_release(&_span_ready, 1);
 		/* The inline malloc() starts to use the tables. */
 		span_store_release(&_span_small_limit, SPAN_SMALL_MAX);

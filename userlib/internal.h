@@ -554,11 +554,8 @@ bool _span_central_has_free(struct span *s, uintptr_t a);
 
 #define SPAN_TRANSFER_SLOTS	64
 
-/*
- * Set each class's capacity (after _span_sizeclass_init()): @roomy as
- * there, 1 MiB of batches a class, else 128 KiB.
- */
-void _span_transfer_init(bool roomy);
+/* Set each class's capacity (after _span_sizeclass_init()). */
+void _span_transfer_init(void);
 /* Keep @chain, a NULL-terminated batch of @cls; false when full. */
 bool _span_transfer_put(unsigned int cls, void *chain);
 /* A batch of @cls (NULL-terminated), or NULL when there is none. */

@@ -11,14 +11,14 @@
  * taken apart into their spans and put together again. Only when the cache
  * is full (drain) or empty (refill) does central.c do the per-span work.
  *
- * Capacity, set at init: on the mmap backend up to 64 batches and 1 MiB of
- * a class (TCMalloc's bound for a class's transfer cache), so a program
- * that frees a burst of objects and allocates as many again (glibc's
- * bench-malloc-simple: 1,600 1 KiB blocks) finds them here, not in their
- * spans: at 128 KiB, 1,600 x 1 KiB took 27 ns a pair and tcmalloc 13
- * (bench/batch's cells, natively). On the kernel backend 128 KiB, as the
- * bins keep their smaller caps there (sizeclass.c): with 1 MiB,
- * memcg_pressure's workers hung at their cgroup's limit (1 run in 5).
+ * Capacity, set at init (it needs the class table): up to 64 batches and
+ * 1 MiB of a class (TCMalloc's bound for a class's transfer cache), so a
+ * program that frees a burst of objects and allocates as many again
+ * (glibc's bench-malloc-simple: 1,600 1 KiB blocks) finds them here, not
+ * in their spans: at 128 KiB, 1,600 x 1 KiB took 27 ns a pair and
+ * tcmalloc 13 (bench/batch's cells, natively). Unlike the bins' caps
+ * (sizeclass.c), the same on both backends: these are the process's, and
+ * the reclaim before ENOMEM empties them (memcg_pressure, 30 runs).
  *
  * Objects here are out of their spans (freemap bit 0, as in a bin) and
  * keep the double-free mark in word 1 (their span's address): a free()
@@ -41,8 +41,7 @@
 #include "internal.h"
 
 #define TRANSFER_SLOTS		SPAN_TRANSFER_SLOTS	/* chains per class */
-#define TRANSFER_ROOMY_BYTES	(1024 * 1024)	/* and at most this much */
-#define TRANSFER_BYTES		(128 * 1024)	/* kernel backend */
+#define TRANSFER_MAX_BYTES	(1024 * 1024)	/* and at most this much */
 
 struct transfer {
 	pthread_mutex_t lock;
@@ -56,15 +55,15 @@ static struct transfer transfers[SPAN_NUM_CLASSES] = {
 	[0 ... SPAN_NUM_CLASSES - 1] = { .lock = SPAN_LOCK_INITIALIZER },
 };
 
-void _span_transfer_init(bool roomy)
+void _span_transfer_init(void)
 {
-	uint64_t bytes = roomy ? TRANSFER_ROOMY_BYTES : TRANSFER_BYTES;
 	unsigned int cls;
 
 	/* Slots of one batch each within the byte bound, at least one. */
 	for (cls = 1; cls < SPAN_NUM_CLASSES; cls++) {
 		const struct span_class *sc = &_span_classes[cls];
-		uint64_t n = bytes / ((uint64_t)sc->batch * sc->size);
+		uint64_t n = TRANSFER_MAX_BYTES /
+			     ((uint64_t)sc->batch * sc->size);
 
 		transfers[cls].slots = n < 1 ? 1 : n > TRANSFER_SLOTS ?
 				       TRANSFER_SLOTS : (uint32_t)n;
