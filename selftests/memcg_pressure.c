@@ -589,7 +589,7 @@ static bool use_stress_ng(void)
 static pid_t start_hog(const char *dir, bool stress_ng)
 {
 	char pid[32], bytes[32];
-	pid_t sup = fork(), hogs[2] = { 0, 0 }, dead;
+	pid_t parent = getpid(), sup = fork(), hogs[2] = { 0, 0 }, dead;
 
 	if (sup)
 		return sup;
@@ -607,6 +607,10 @@ static pid_t start_hog(const char *dir, bool stress_ng)
 		if (write_str("/proc/self/oom_score_adj", "1000") ||
 		    setgroups(0, NULL) || setgid(NOBODY) || setuid(NOBODY) ||
 		    chdir("/tmp"))	/* its temp path must be writable */
+			_exit(125);
+		/* A change of uid cleared the parent-death signal: again. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
 			_exit(125);
 		execlp("stress-ng", "stress-ng", "--vm", "2", "--vm-bytes",
 		       bytes, "--vm-keep", "--vm-method", "write64",
