@@ -382,9 +382,9 @@ extern struct span_class _span_classes[SPAN_NUM_CLASSES];
 /*
  * @roomy: bins may hold up to 1 MiB / 2,048 objects of a class (the mmap
  * backend; all of a thread's growth past first batches stays within
- * SPAN_TCACHE_GROWTH); else 64 KiB / 512, as before (the kernel backend, whose frames
- * are charged and mapped whole: more kept in caches left memcg_pressure's
- * unkillable workers at their cgroup's limit).
+ * SPAN_TCACHE_GROWTH); else 64 KiB / 512, as before (the kernel backend,
+ * whose frames are charged and mapped whole: more kept in caches left
+ * memcg_pressure's unkillable workers alone at their cgroup's limit).
  */
 void _span_sizeclass_init(bool roomy);
 /* Smallest class holding @size with objects aligned to @align (<= page). */
