@@ -391,6 +391,44 @@ TEST(pageheap_bound)
 }
 
 /*
+ * While the kernel refuses spans (a memory cgroup's limit, say), the page
+ * heap keeps no free run: a freed large span goes back at once. Once the
+ * refusal is older than the decay interval, it keeps runs again.
+ * (selftests/memcg_pressure: unkillable workers that kept their freed
+ * pages at the limit could not make progress there.)
+ */
+TEST(refusing_kernel_keeps_no_runs)
+{
+	uint64_t decay = _span_opt.decay_ms;
+	struct span_stats st;
+	char *big;
+
+	init();
+	span_trim();
+	_span_opt.decay_ms = 3600 * 1000;	/* the refusal lasts the test */
+	_span_kernel_refused();
+	ASSERT_TRUE(_span_kernel_refusing());
+	big = span_malloc(4 << 20);
+	ASSERT_NE(NULL, big);
+	memset(big, 1, 4 << 20);
+	span_free(big);
+	span_stats(&st);
+	EXPECT_EQ(0, st.large_cached_bytes) TH_LOG("the page heap kept a run");
+	EXPECT_EQ(0, st.large_cached);
+
+	_span_opt.decay_ms = decay;
+	usleep((decay + 20) * 1000);		/* the refusal is over */
+	ASSERT_FALSE(_span_kernel_refusing());
+	big = span_malloc(4 << 20);
+	ASSERT_NE(NULL, big);
+	memset(big, 1, 4 << 20);
+	span_free(big);
+	span_stats(&st);
+	EXPECT_LE(4 << 20, st.large_cached_bytes);
+	span_trim();
+}
+
+/*
  * Kernel regions: large blocks are cut from one large span of the module
  * without a system call each; a free run between live blocks stays
  * (pinned: the module frees only whole spans and tails), a run at the

@@ -58,8 +58,10 @@
  * (_span_reclaim(): thread cache, empty spans, stashes, every run, spare
  * regions) and tries again (review M1): this file fails with *reclaim
  * set, and the top (cache.c, alloc.c) reclaims and asks again; only then
- * does it fall back to anonymous memory (kernel) or fail. A kernel that refused even then is
- * not asked again for the decay interval: new spans go to regions.
+ * does it fall back to anonymous memory (kernel) or fail. A kernel that
+ * refused even then is not asked again for the decay interval: new spans
+ * go to regions, and the byte bound is 0: at a cgroup's limit the pages
+ * the library keeps are charged and only the library can give them back.
  *
  * Backend calls are made outside the lock, except for record allocation.
  * Lock order: this file's lock, then the page map's, then the records'
@@ -416,9 +418,15 @@ static struct span *run_take(struct span *r, size_t pages)
 	return t;
 }
 
+/*
+ * Bytes of dirty and unpinned kernel runs kept: none while the kernel
+ * refuses spans (a memory limit was reached: cached pages are charged and
+ * nothing but the library can give them back; selftests/memcg_pressure's
+ * unkillable workers kept 50 MiB of anonymous runs and hung at the limit).
+ */
 static size_t cache_limit(void)
 {
-	if (!_span_opt.large_cache_bytes)
+	if (!_span_opt.large_cache_bytes || _span_kernel_refusing())
 		return 0;
 	return ph.live_bytes > _span_opt.large_cache_bytes ?
 		ph.live_bytes : _span_opt.large_cache_bytes;
