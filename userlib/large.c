@@ -111,7 +111,8 @@ static bool thread_keep(struct span *s)
 	 * The mmap backend only. On the kernel backend frames are charged
 	 * and mapped whole; with spans kept here (and roomier bins)
 	 * selftests/memcg_pressure's unkillable workers alone filled their
-	 * cgroup's limit and stopped making progress (1 run in 8).
+	 * cgroup's limit and stopped making progress (1 run in 8); with
+	 * spans kept here alone, 3 runs in 116 (without, none in 50).
 	 */
 	if (tc->state != SPAN_TC_LIVE || s->user != s->base ||
 	    s->pages > SPAN_TC_LARGE_PAGES ||
