@@ -133,12 +133,20 @@ static bool run_clean(const struct span *r)
 	return !in_kernel(r) && r->zero;
 }
 
-/* A kernel run that cannot go back now: not its region's tail. */
+/*
+ * A kernel run that cannot go back now: not its region's tail, or a tail
+ * but not the whole region when the module has no SPAN_RESIZE (else it
+ * would be taken off and put back at every check while the bound is 0).
+ */
 static bool kernel_pinned(const struct span *r)
 {
 	const struct region *g = r->region;
 
-	return g->kernel && span_end(r) != g->base + g->pages * SPAN_PAGE;
+	if (!g->kernel)
+		return false;
+	if (span_end(r) != g->base + g->pages * SPAN_PAGE)
+		return true;
+	return r->base != g->base && span_load_relaxed(&ph.no_resize);
 }
 
 /* Large spans of this size come from regions, not from the kernel. */
@@ -418,15 +426,27 @@ static struct span *run_take(struct span *r, size_t pages)
 	return t;
 }
 
+/* When the kernel last refused a span even after a reclaim (ms), or 0. */
+static uint64_t kernel_refused_ms;
+
+/* The kernel refused a span within the decay interval before @now. */
+static bool kernel_refusing_at(uint64_t now)
+{
+	uint64_t t = span_load_relaxed(&kernel_refused_ms);
+
+	/* t > now: another thread saw a refusal after our clock read */
+	return t && (t > now || now - t < _span_opt.decay_ms);
+}
+
 /*
  * Bytes of dirty and unpinned kernel runs kept: none while the kernel
- * refuses spans (a memory limit was reached: cached pages are charged and
- * nothing but the library can give them back; selftests/memcg_pressure's
- * unkillable workers kept 50 MiB of anonymous runs and hung at the limit).
+ * refuses spans (a memory limit was reached: cached pages are charged, and
+ * nothing but the library can give them back; a cgroup's processes that
+ * cannot be OOM-killed stop making progress at the limit).
  */
-static size_t cache_limit(void)
+static size_t cache_limit(uint64_t now)
 {
-	if (!_span_opt.large_cache_bytes || _span_kernel_refusing())
+	if (!_span_opt.large_cache_bytes || kernel_refusing_at(now))
 		return 0;
 	return ph.live_bytes > _span_opt.large_cache_bytes ?
 		ph.live_bytes : _span_opt.large_cache_bytes;
@@ -438,7 +458,7 @@ static size_t cache_limit(void)
  */
 static void runs_expire(uint64_t now, bool force, struct span_list *dead)
 {
-	size_t limit = cache_limit();
+	size_t limit = cache_limit(now);
 	struct span *r, *t;
 
 	while ((r = ph.old)) {
@@ -614,14 +634,10 @@ static int region_run(struct region *g, bool kernel)
 	return 0;
 }
 
-/* When the kernel last refused a span even after a reclaim (ms), or 0. */
-static uint64_t kernel_refused_ms;
-
 bool _span_kernel_refusing(void)
 {
-	uint64_t t = span_load_relaxed(&kernel_refused_ms);
-
-	return t && _span_now_ms() - t < _span_opt.decay_ms;
+	return span_load_relaxed(&kernel_refused_ms) &&
+	       kernel_refusing_at(_span_now_ms());
 }
 
 void _span_kernel_refused(void)
