@@ -40,6 +40,7 @@
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -87,6 +88,7 @@ struct report {
 	uint64_t backend_errors;	/* the library's span_stats() */
 	uint64_t anon_fallbacks;
 	uint64_t reclaims;
+	uint64_t peak_rss_kib;		/* getrusage(): frames and anonymous */
 };
 
 /* ---- patterns ---------------------------------------------------------------------------- */
@@ -180,11 +182,14 @@ static int write_str(const char *path, const char *val)
 static void send_report(struct report *r)
 {
 	struct span_stats st;
+	struct rusage ru;
 
 	span_stats(&st);
 	r->backend_errors = st.backend_errors;
 	r->anon_fallbacks = st.anon_fallbacks;
 	r->reclaims = st.reclaims;
+	if (getrusage(RUSAGE_SELF, &ru) == 0)
+		r->peak_rss_kib = (uint64_t)ru.ru_maxrss;
 	if (write(STATUS_FD, r, sizeof(*r)) != sizeof(*r))
 		_exit(20);
 }
@@ -676,6 +681,7 @@ TEST(squeezed_by_a_hog)
 	struct child w[WORKERS];
 	struct report r[WORKERS] = { 0 };
 	uint64_t checked = 0, nulls = 0, bad = 0, enomem = 0, fallbacks = 0;
+	uint64_t peak = 0;
 	const char *why = NULL;
 	bool stress_ng = use_stress_ng(), ok;
 	char dir[256], buf[64], c;
@@ -738,15 +744,19 @@ TEST(squeezed_by_a_hog)
 		bad += r[i].bad_bytes;
 		enomem += r[i].backend_errors;
 		fallbacks += r[i].anon_fallbacks;
+		if (r[i].peak_rss_kib > peak)
+			peak = r[i].peak_rss_kib;
 	}
 	TH_LOG("figures: %ld OOM kills of the hog (%ld before the churn), "
 	       "%ld times at memory.max, %llu bytes checked, %llu wrong, "
 	       "%llu NULL mallocs; the workers' library met %llu failed "
-	       "backend calls and took %llu spans of anonymous memory",
+	       "backend calls and took %llu spans of anonymous memory; "
+	       "the largest worker peaked at %llu MiB RSS (%zu MiB of blocks)",
 	       oom_end - oom0, oom_go - oom0,
 	       max_end - max0, (unsigned long long)checked,
 	       (unsigned long long)bad, (unsigned long long)nulls,
-	       (unsigned long long)enomem, (unsigned long long)fallbacks);
+	       (unsigned long long)enomem, (unsigned long long)fallbacks,
+	       (unsigned long long)peak >> 10, WORKER_BYTES / MIB);
 	ASSERT_LT(oom0, oom_go) {
 		TH_LOG("the hog never met the cgroup's OOM killer in %d s",
 		       SQUEEZE_SECS);
