@@ -400,6 +400,7 @@ TEST(pageheap_bound)
 TEST(refusing_kernel_keeps_no_runs)
 {
 	uint64_t decay = _span_opt.decay_ms;
+	size_t bound = _span_opt.large_cache_bytes;
 	struct span_stats st;
 	char *big, *mid;
 
@@ -432,6 +433,7 @@ TEST(refusing_kernel_keeps_no_runs)
 	span_stats(&st);
 	EXPECT_LE(4 << 20, st.large_cached_bytes);
 	span_trim();
+	_span_opt.large_cache_bytes = bound;
 }
 
 /*

@@ -303,7 +303,8 @@ static void run_del(struct span *r)
 
 /*
  * Run @r becomes [@base, +@pages pages): same kind and age, and the same
- * end if it is a kernel run (a pinned run stays pinned, a tail a tail).
+ * end if it is a kernel run (a pinned run stays pinned, a tail a tail,
+ * except that a tail that loses its front may become pinned: run_take()).
  */
 static void run_move(struct span *r, uintptr_t base, size_t pages)
 {
@@ -416,6 +417,11 @@ static struct span *run_take(struct span *r, size_t pages)
 		t->region = r->region;
 		t->zero = r->zero;
 		run_move(r, r->base + pages * SPAN_PAGE, r->pages - pages);
+		/* No longer its region's start: pinned without SPAN_RESIZE */
+		if (!r->pinned && kernel_pinned(r)) {
+			run_del(r);
+			run_add(r);
+		}
 	}
 	t->next = t->prev = t->older = t->newer = NULL;
 	if (!in_kernel(t)) {
