@@ -402,14 +402,23 @@ TEST(refusing_kernel_keeps_no_runs)
 	uint64_t decay = _span_opt.decay_ms;
 	size_t bound = _span_opt.large_cache_bytes;
 	struct span_stats st;
-	char *big;
+	char *big, *mid;
 
 	init();
 	span_trim();
 	_span_opt.large_cache_bytes = 64 << 20;	/* whatever the environment */
+	/*
+	 * 1 MiB: a kernel region on the kernel backend (under lazy_bytes),
+	 * freed; the next anonymous region reuses its metadata (it used to
+	 * inherit the kernel flag and stay as one 64 MiB "kernel" run).
+	 */
+	mid = span_malloc(1 << 20);
+	ASSERT_NE(NULL, mid);
+	memset(mid, 1, 1 << 20);
 	_span_opt.decay_ms = 3600 * 1000;	/* the refusal lasts the test */
 	_span_kernel_refused();
 	ASSERT_TRUE(_span_kernel_refusing());
+	span_free(mid);
 	big = span_malloc(4 << 20);		/* anonymous on both backends */
 	ASSERT_NE(NULL, big);
 	memset(big, 1, 4 << 20);

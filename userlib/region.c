@@ -71,6 +71,7 @@ struct region *_span_region_new(size_t pages)
 		goto out_nomem;
 	r->base = (uintptr_t)p;
 	r->pages = want >> SPAN_PAGE_SHIFT;
+	r->kernel = false;	/* metadata is reused, not zeroed */
 	span_add_relaxed(&rg.regions, 1);
 	span_add_relaxed(&rg.bytes, want);
 	return r;
